@@ -20,7 +20,11 @@ pub struct Region {
 impl Region {
     /// A region with the given id, name and clock offset (microseconds).
     pub fn new(id: u16, name: &'static str, offset_micros: i64) -> Self {
-        Self { id: RegionId::new(id), name, offset_micros }
+        Self {
+            id: RegionId::new(id),
+            name,
+            offset_micros,
+        }
     }
 
     /// What this region's wall clock reads at `true_micros`.
@@ -38,7 +42,11 @@ impl Region {
 /// with some pairs delivered twice: the order states are exchanged in.
 pub fn exchange_order(n: usize, seed: u64) -> Vec<(usize, usize)> {
     let mut pairs: Vec<(usize, usize)> = (0..n)
-        .flat_map(|to| (0..n).filter(move |from| *from != to).map(move |from| (to, from)))
+        .flat_map(|to| {
+            (0..n)
+                .filter(move |from| *from != to)
+                .map(move |from| (to, from))
+        })
         .collect();
     let dups: Vec<_> = pairs.iter().step_by(2).copied().collect();
     pairs.extend(dups);

@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use concord_clock::{Hlc, HlcTime, SkewGuard, SkewVerdict, WallTime};
-use concord_crdt::{
-    GCounter, Lww, LwwOutcome, Merge, MvRegister, PnCounter, Stamp, VersionVector,
-};
+use concord_crdt::{GCounter, Lww, LwwOutcome, Merge, MvRegister, PnCounter, Stamp, VersionVector};
 use concord_examples::{Region, exchange_order};
 
 /// 2026-11-23T12:00:00Z in microseconds.
@@ -43,7 +41,12 @@ fn run() -> Result<bool> {
     ];
     println!("Regions and their clock offsets from true time:");
     for r in &regions {
-        println!("  {:<9} {}  offset {:+} ms", r.name, r.id, r.offset_micros / 1_000);
+        println!(
+            "  {:<9} {}  offset {:+} ms",
+            r.name,
+            r.id,
+            r.offset_micros / 1_000
+        );
     }
     let mut converged = true;
     converged &= lww_wall(&regions)?;
@@ -60,7 +63,9 @@ fn exchange<T: Merge + Clone>(states: &[T], seed: u64) -> Result<Vec<T>> {
     let mut out = states.to_vec();
     for (to, from) in exchange_order(states.len(), seed) {
         let incoming = states[from].clone();
-        out[to].merge(&incoming).map_err(|e| format!("merge: {e:?}"))?;
+        out[to]
+            .merge(&incoming)
+            .map_err(|e| format!("merge: {e:?}"))?;
     }
     Ok(out)
 }
@@ -76,14 +81,19 @@ fn lww_wall(regions: &[Region; 3]) -> Result<bool> {
         let true_time = NOON + i64::try_from(i)? * 5_000;
         let wall = r.wall_at(true_time);
         let name = format!("name set in {}", r.name);
-        println!("   {:<9} writes {:?} at its wall clock {}", r.name, name, wall);
+        println!(
+            "   {:<9} writes {:?} at its wall clock {}",
+            r.name, name, wall
+        );
         states.push(Lww::new(name, Stamp::new(wall, r.id, 1)));
     }
     // Who loses, from the point of view of the first region.
     let mut here = states[0].clone();
     for other in &states[1..] {
         match here.merge(other).map_err(|e| format!("{e}"))? {
-            LwwOutcome::Replaced(loser) => println!("   loser: {:?} (logged and counted)", loser.value()),
+            LwwOutcome::Replaced(loser) => {
+                println!("   loser: {:?} (logged and counted)", loser.value())
+            }
             LwwOutcome::KeptOurs => println!("   loser: {:?} (logged and counted)", other.value()),
             LwwOutcome::Same => {}
         }
@@ -102,14 +112,23 @@ fn lww_hlc(regions: &[Region; 3]) -> Result<bool> {
         .collect();
     // ap-south writes; us-east reads it and overwrites 1 ms later (true time).
     let first = hlcs[2].now()?;
-    let first_reg = Lww::new("v1 from ap-south".to_owned(), Stamp::new(first, regions[2].id, 1));
+    let first_reg = Lww::new(
+        "v1 from ap-south".to_owned(),
+        Stamp::new(first, regions[2].id, 1),
+    );
     hlcs[1].update(first)?;
     let second: HlcTime = hlcs[1].now()?;
-    let second_reg = Lww::new("v2 from us-east (saw v1)".to_owned(), Stamp::new(second, regions[1].id, 1));
+    let second_reg = Lww::new(
+        "v2 from us-east (saw v1)".to_owned(),
+        Stamp::new(second, regions[1].id, 1),
+    );
     println!("   ap-south  v1 at HLC {first}");
     println!("   us-east   v2 at HLC {second}  (its wall clock is 65 ms behind ap-south's)");
     let merged = exchange(&[first_reg.clone(), second_reg.clone(), first_reg], 2)?;
-    println!("   winner everywhere: {:?}: the causal successor, whatever the clocks say", merged[0].value());
+    println!(
+        "   winner everywhere: {:?}: the causal successor, whatever the clocks say",
+        merged[0].value()
+    );
     Ok(all_equal(&merged) && merged[0].value().starts_with("v2"))
 }
 
@@ -130,13 +149,24 @@ fn mv_cart(regions: &[Region; 3]) -> Result<bool> {
     let dot = carts[2].write(regions[2].id, union, &ctx)?;
     println!("   ap-south writes back the union with context {ctx} (dot {dot})");
     let carts = exchange(&carts, 4)?;
-    println!("   every region now reads {:?}", carts[0].values().collect::<Vec<_>>());
+    println!(
+        "   every region now reads {:?}",
+        carts[0].values().collect::<Vec<_>>()
+    );
     Ok(all_equal(&carts) && carts[0].siblings().len() == 1)
 }
 
 fn counters(regions: &[Region; 3]) -> Result<bool> {
     println!("\n4. counter: stock of one item, sold and restocked everywhere");
-    let moves: [(usize, i64); 7] = [(0, 100), (1, -3), (2, -4), (0, -10), (1, 20), (2, -1), (1, -2)];
+    let moves: [(usize, i64); 7] = [
+        (0, 100),
+        (1, -3),
+        (2, -4),
+        (0, -10),
+        (1, 20),
+        (2, -1),
+        (1, -2),
+    ];
     let mut stock = vec![PnCounter::new(); 3];
     let mut views = vec![GCounter::new(); 3];
     for (i, delta) in moves {
@@ -147,7 +177,11 @@ fn counters(regions: &[Region; 3]) -> Result<bool> {
     let stock = exchange(&stock, 5)?;
     let views = exchange(&views, 6)?;
     let exact: i64 = moves.iter().map(|(_, d)| d).sum();
-    println!("   every region counts {} in stock (exact sum {exact}); {} stock moves", stock[0].value(), views[0].value());
+    println!(
+        "   every region counts {} in stock (exact sum {exact}); {} stock moves",
+        stock[0].value(),
+        views[0].value()
+    );
     Ok(all_equal(&stock) && all_equal(&views) && stock[0].value() == i128::from(exact))
 }
 
@@ -159,7 +193,9 @@ fn skew_guard(regions: &[Region; 3]) {
     match guard.check(local, remote) {
         SkewVerdict::Acceptable => println!("   accepted"),
         SkewVerdict::BeyondMaxSkew { ahead_by, max_skew } => {
-            println!("   refused: {ahead_by:?} ahead, max skew {max_skew:?} (refused or queued, never applied silently)")
+            println!(
+                "   refused: {ahead_by:?} ahead, max skew {max_skew:?} (refused or queued, never applied silently)"
+            )
         }
     }
 }

@@ -8,7 +8,8 @@ use prost_types::FileDescriptorProto;
 
 fn compiled() -> FileDescriptorProto {
     let proto_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../proto");
-    let set = protox::compile(["concord.proto"], [proto_dir]).expect("proto/concord.proto compiles");
+    let set =
+        protox::compile(["concord.proto"], [proto_dir]).expect("proto/concord.proto compiles");
     set.file
         .into_iter()
         .find(|f| f.name() == "concord.proto")
@@ -20,7 +21,11 @@ fn field_numbers(file: &FileDescriptorProto) -> BTreeMap<String, BTreeMap<String
     file.message_type
         .iter()
         .map(|m| {
-            let fields = m.field.iter().map(|f| (f.name().to_owned(), f.number())).collect();
+            let fields = m
+                .field
+                .iter()
+                .map(|f| (f.name().to_owned(), f.number()))
+                .collect();
             (m.name().to_owned(), fields)
         })
         .collect()
@@ -60,7 +65,10 @@ fn field_numbers_are_stable() {
                 ("resolution", 23),
             ],
         ),
-        ("WriteBatch", &[("origin", 1), ("first_seq", 2), ("writes", 3)]),
+        (
+            "WriteBatch",
+            &[("origin", 1), ("first_seq", 2), ("writes", 3)],
+        ),
     ];
     let actual = field_numbers(&compiled());
     for (message, fields) in pinned {

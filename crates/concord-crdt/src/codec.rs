@@ -80,7 +80,10 @@ mod tests {
     fn trailing_bytes_are_refused() {
         let mut bytes = encode(&GCounter::new()).unwrap();
         bytes.push(0);
-        assert!(matches!(decode::<GCounter>(&bytes), Err(CrdtError::TrailingBytes { count: 1 })));
+        assert!(matches!(
+            decode::<GCounter>(&bytes),
+            Err(CrdtError::TrailingBytes { count: 1 })
+        ));
     }
 
     #[test]
@@ -90,14 +93,28 @@ mod tests {
         let bytes = encode(&c).unwrap();
         for cut in 1..bytes.len() {
             let err = decode::<GCounter>(&bytes[..cut]).unwrap_err();
-            assert!(matches!(err, CrdtError::Malformed { .. }), "cut at {cut}: {err}");
+            assert!(
+                matches!(err, CrdtError::Malformed { .. }),
+                "cut at {cut}: {err}"
+            );
         }
     }
 
     #[test]
     fn huge_length_prefix_is_refused_without_allocating() {
         // Version, then a varint length of u64::MAX for the entry sequence.
-        let bytes = [FORMAT_VERSION, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
+        let bytes = [
+            FORMAT_VERSION,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+            0xFF,
+        ];
         assert!(decode::<GCounter>(&bytes).is_err());
     }
 }

@@ -36,7 +36,11 @@ pub struct ZeroTotal(RegionId);
 
 impl std::fmt::Display for ZeroTotal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "region {} has a zero total; zero entries are omitted", self.0)
+        write!(
+            f,
+            "region {} has a zero total; zero entries are omitted",
+            self.0
+        )
     }
 }
 
@@ -44,7 +48,10 @@ impl TryFrom<RegionMap<u64>> for GCounter {
     type Error = ZeroTotal;
 
     fn try_from(totals: RegionMap<u64>) -> Result<Self, Self::Error> {
-        let zero = totals.iter().find(|(_, n)| **n == 0).map(|(region, _)| region);
+        let zero = totals
+            .iter()
+            .find(|(_, n)| **n == 0)
+            .map(|(region, _)| region);
         match zero {
             Some(region) => Err(ZeroTotal(region)),
             None => Ok(Self { totals }),
@@ -138,7 +145,9 @@ mod tests {
         let mut c = GCounter::new();
         c.increment(r, u64::MAX - 1).unwrap();
         let err = c.increment(r, 2).unwrap_err();
-        assert!(matches!(err, CrdtError::Overflow { current, by: 2, .. } if current == u64::MAX - 1));
+        assert!(
+            matches!(err, CrdtError::Overflow { current, by: 2, .. } if current == u64::MAX - 1)
+        );
         assert_eq!(c.total(r), u64::MAX - 1);
     }
 

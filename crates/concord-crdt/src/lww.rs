@@ -19,9 +19,7 @@ use crate::{CrdtError, Merge, RegionId};
 /// let b = Stamp::new(10u64, RegionId::new(2), 1);
 /// assert!(a < b); // equal time: the higher region wins, on every node
 /// ```
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Stamp<T> {
     /// When the write happened, by the register's clock (wall or HLC).
     pub time: T,
@@ -136,10 +134,7 @@ impl<T: Ord + Clone, V: Clone + PartialEq> Merge for Lww<T, V> {
                 origin: other.stamp.origin,
                 seq: other.stamp.seq,
             }),
-            Ordering::Greater => Ok(LwwOutcome::Replaced(std::mem::replace(
-                self,
-                other.clone(),
-            ))),
+            Ordering::Greater => Ok(LwwOutcome::Replaced(std::mem::replace(self, other.clone()))),
         }
     }
 }
@@ -188,6 +183,9 @@ mod tests {
         let out = a.set("y", Stamp::new(4, RegionId::new(1), 2)).unwrap();
         assert!(out.had_loser());
         assert_eq!(out, LwwOutcome::Replaced(lww("x", 3, 1, 1)));
-        assert_eq!(a.set("old", Stamp::new(1, RegionId::new(1), 3)).unwrap(), LwwOutcome::KeptOurs);
+        assert_eq!(
+            a.set("old", Stamp::new(1, RegionId::new(1), 3)).unwrap(),
+            LwwOutcome::KeptOurs
+        );
     }
 }

@@ -212,7 +212,9 @@ impl<V> MvRegister<V> {
             return Ok(MvApplied::AlreadySeen);
         }
         let expected = self.context.get(dot.region).saturating_add(1);
-        if dot.counter != expected && !context.contains(Dot::new(dot.region, dot.counter.saturating_sub(1))) {
+        if dot.counter != expected
+            && !context.contains(Dot::new(dot.region, dot.counter.saturating_sub(1)))
+        {
             return Err(CrdtError::DotGap { dot, expected });
         }
         let replaced = self.insert(dot, value, context);
@@ -298,7 +300,8 @@ mod tests {
         reg.write(r(0), "a", &VersionVector::new()).unwrap();
         let read_ctx = reg.context().clone();
         // A concurrent write from another region, not covered by read_ctx.
-        reg.apply(Dot::new(r(1), 1), "b", &VersionVector::new()).unwrap();
+        reg.apply(Dot::new(r(1), 1), "b", &VersionVector::new())
+            .unwrap();
         reg.write(r(0), "c", &read_ctx).unwrap();
         let vals: Vec<_> = reg.values().copied().collect();
         assert_eq!(vals, ["c", "b"]);
@@ -308,9 +311,18 @@ mod tests {
     fn apply_twice_is_already_seen() {
         let mut reg = MvRegister::new();
         let d = Dot::new(r(1), 1);
-        assert_eq!(reg.apply(d, 5, &VersionVector::new()).unwrap(), MvApplied::Added { replaced: 0 });
-        assert_eq!(reg.apply(d, 5, &VersionVector::new()).unwrap(), MvApplied::AlreadySeen);
-        assert!(matches!(reg.apply(d, 6, &VersionVector::new()), Err(CrdtError::DotCollision { .. })));
+        assert_eq!(
+            reg.apply(d, 5, &VersionVector::new()).unwrap(),
+            MvApplied::Added { replaced: 0 }
+        );
+        assert_eq!(
+            reg.apply(d, 5, &VersionVector::new()).unwrap(),
+            MvApplied::AlreadySeen
+        );
+        assert!(matches!(
+            reg.apply(d, 6, &VersionVector::new()),
+            Err(CrdtError::DotCollision { .. })
+        ));
         assert_eq!(reg.values().copied().collect::<Vec<_>>(), [5]);
     }
 
@@ -320,14 +332,20 @@ mod tests {
         let mut reg = MvRegister::new();
         let ctx = VersionVector::from_entries([(r(0), 1)]);
         reg.apply(Dot::new(r(1), 1), "new", &ctx).unwrap();
-        assert_eq!(reg.apply(Dot::new(r(0), 1), "old", &VersionVector::new()).unwrap(), MvApplied::AlreadySeen);
+        assert_eq!(
+            reg.apply(Dot::new(r(0), 1), "old", &VersionVector::new())
+                .unwrap(),
+            MvApplied::AlreadySeen
+        );
         assert_eq!(reg.values().copied().collect::<Vec<_>>(), ["new"]);
     }
 
     #[test]
     fn a_gap_is_refused_and_changes_nothing() {
         let mut reg: MvRegister<u8> = MvRegister::new();
-        let err = reg.apply(Dot::new(r(2), 3), 1, &VersionVector::new()).unwrap_err();
+        let err = reg
+            .apply(Dot::new(r(2), 3), 1, &VersionVector::new())
+            .unwrap_err();
         assert!(matches!(err, CrdtError::DotGap { expected: 1, .. }));
         assert!(reg.is_empty());
         assert!(reg.context().is_empty());
@@ -359,15 +377,24 @@ mod tests {
     #[test]
     fn decoding_rejects_uncovered_or_unsorted_siblings() {
         let uncovered = MvRegisterRepr {
-            siblings: vec![Sibling { dot: Dot::new(r(0), 2), value: 1u8 }],
+            siblings: vec![Sibling {
+                dot: Dot::new(r(0), 2),
+                value: 1u8,
+            }],
             context: VersionVector::from_entries([(r(0), 1)]),
         };
         let bytes = crate::codec::encode(&uncovered).unwrap();
         assert!(crate::codec::decode::<MvRegister<u8>>(&bytes).is_err());
         let unsorted = MvRegisterRepr {
             siblings: vec![
-                Sibling { dot: Dot::new(r(1), 1), value: 1u8 },
-                Sibling { dot: Dot::new(r(0), 1), value: 2u8 },
+                Sibling {
+                    dot: Dot::new(r(1), 1),
+                    value: 1u8,
+                },
+                Sibling {
+                    dot: Dot::new(r(0), 1),
+                    value: 2u8,
+                },
             ],
             context: VersionVector::from_entries([(r(0), 1), (r(1), 1)]),
         };

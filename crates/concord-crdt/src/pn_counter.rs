@@ -51,7 +51,11 @@ pub struct ZeroPnTotals(RegionId);
 
 impl fmt::Display for ZeroPnTotals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "region {} has zero totals; zero entries are omitted", self.0)
+        write!(
+            f,
+            "region {} has zero totals; zero entries are omitted",
+            self.0
+        )
     }
 }
 
@@ -59,7 +63,10 @@ impl TryFrom<RegionMap<PnTotals>> for PnCounter {
     type Error = ZeroPnTotals;
 
     fn try_from(totals: RegionMap<PnTotals>) -> Result<Self, Self::Error> {
-        let zero = totals.iter().find(|(_, t)| t.is_zero()).map(|(region, _)| region);
+        let zero = totals
+            .iter()
+            .find(|(_, t)| t.is_zero())
+            .map(|(region, _)| region);
         match zero {
             Some(region) => Err(ZeroPnTotals(region)),
             None => Ok(Self { totals }),
@@ -178,7 +185,13 @@ mod tests {
         c.add(r, -8).unwrap();
         c.add(r, i64::MIN).unwrap();
         assert_eq!(c.value(), 5 - 8 + i128::from(i64::MIN));
-        assert_eq!(c.totals(r), PnTotals { incremented: 5, decremented: 8 + (1u64 << 63) });
+        assert_eq!(
+            c.totals(r),
+            PnTotals {
+                incremented: 5,
+                decremented: 8 + (1u64 << 63)
+            }
+        );
     }
 
     #[test]
@@ -195,11 +208,20 @@ mod tests {
     #[test]
     fn apply_totals_is_idempotent() {
         let r = RegionId::new(1);
-        let t = PnTotals { incremented: 4, decremented: 1 };
+        let t = PnTotals {
+            incremented: 4,
+            decremented: 1,
+        };
         let mut c = PnCounter::new();
         assert!(c.apply_totals(r, t));
         assert!(!c.apply_totals(r, t));
-        assert!(!c.apply_totals(r, PnTotals { incremented: 2, decremented: 0 }));
+        assert!(!c.apply_totals(
+            r,
+            PnTotals {
+                incremented: 2,
+                decremented: 0
+            }
+        ));
         assert_eq!(c.value(), 3);
     }
 }

@@ -179,7 +179,9 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for RegionMap<V> {
             type Value = RegionMap<V>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a sequence of (region, value) pairs in strictly ascending region order")
+                f.write_str(
+                    "a sequence of (region, value) pairs in strictly ascending region order",
+                )
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {

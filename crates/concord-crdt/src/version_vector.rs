@@ -14,9 +14,7 @@ use crate::{CrdtError, Merge, RegionId, RegionMap};
 /// let d = Dot::new(RegionId::new(2), 7);
 /// assert_eq!(d.to_string(), "r2:7");
 /// ```
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Dot {
     /// The region that generated the event.
     pub region: RegionId,
@@ -114,7 +112,10 @@ impl TryFrom<RegionMap<u64>> for VersionVector {
     type Error = ZeroEntry;
 
     fn try_from(entries: RegionMap<u64>) -> Result<Self, Self::Error> {
-        let zero = entries.iter().find(|(_, n)| **n == 0).map(|(region, _)| region);
+        let zero = entries
+            .iter()
+            .find(|(_, n)| **n == 0)
+            .map(|(region, _)| region);
         match zero {
             Some(region) => Err(ZeroEntry(region)),
             None => Ok(Self { entries }),
@@ -288,10 +289,19 @@ mod tests {
         assert_eq!(vv(&[(1, 2)]).compare(&vv(&[(1, 2)])), Causality::Equal);
         assert_eq!(vv(&[]).compare(&vv(&[])), Causality::Equal);
         assert_eq!(vv(&[(1, 1)]).compare(&vv(&[(1, 2)])), Causality::Before);
-        assert_eq!(vv(&[(1, 2)]).compare(&vv(&[(1, 2), (3, 1)])), Causality::Before);
-        assert_eq!(vv(&[(1, 2), (2, 1)]).compare(&vv(&[(2, 1)])), Causality::After);
+        assert_eq!(
+            vv(&[(1, 2)]).compare(&vv(&[(1, 2), (3, 1)])),
+            Causality::Before
+        );
+        assert_eq!(
+            vv(&[(1, 2), (2, 1)]).compare(&vv(&[(2, 1)])),
+            Causality::After
+        );
         assert_eq!(vv(&[(1, 2)]).compare(&vv(&[(2, 1)])), Causality::Concurrent);
-        assert_eq!(vv(&[(1, 3), (2, 1)]).compare(&vv(&[(1, 2), (2, 2)])), Causality::Concurrent);
+        assert_eq!(
+            vv(&[(1, 3), (2, 1)]).compare(&vv(&[(1, 2), (2, 2)])),
+            Causality::Concurrent
+        );
     }
 
     #[test]
@@ -304,7 +314,14 @@ mod tests {
     fn increment_at_max_is_an_overflow_error_and_changes_nothing() {
         let mut x = vv(&[(4, u64::MAX)]);
         let err = x.increment(RegionId::new(4)).unwrap_err();
-        assert!(matches!(err, CrdtError::Overflow { current: u64::MAX, by: 1, .. }));
+        assert!(matches!(
+            err,
+            CrdtError::Overflow {
+                current: u64::MAX,
+                by: 1,
+                ..
+            }
+        ));
         assert_eq!(x.get(RegionId::new(4)), u64::MAX);
     }
 

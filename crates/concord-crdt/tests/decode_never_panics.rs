@@ -4,9 +4,7 @@
 mod common;
 
 use common::*;
-use concord_crdt::{
-    Dot, GCounter, Lww, Merge, MvRegister, PnCounter, Stamp, VersionVector, codec,
-};
+use concord_crdt::{Dot, GCounter, Lww, Merge, MvRegister, PnCounter, Stamp, VersionVector, codec};
 use proptest::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,7 +17,10 @@ where
 {
     if let Ok(value) = codec::decode::<T>(bytes) {
         let again = codec::encode(&value).expect("encode a decoded value");
-        prop_assert_eq!(codec::decode::<T>(&again).expect("decode re-encoded"), value);
+        prop_assert_eq!(
+            codec::decode::<T>(&again).expect("decode re-encoded"),
+            value
+        );
     }
     Ok(())
 }

@@ -48,15 +48,24 @@ impl Golden {
         let bytes = codec::encode(&value).expect("encode");
         self.fresh.insert(name.to_owned(), hex(&bytes));
         match self.stored.get(name) {
-            None => self.failures.push(format!("{name}: no stored vector (run with CONCORD_BLESS=1)")),
+            None => self.failures.push(format!(
+                "{name}: no stored vector (run with CONCORD_BLESS=1)"
+            )),
             Some(stored) => {
                 if *stored != hex(&bytes) {
-                    self.failures.push(format!("{name}: encoding changed: stored {stored}, now {}", hex(&bytes)));
+                    self.failures.push(format!(
+                        "{name}: encoding changed: stored {stored}, now {}",
+                        hex(&bytes)
+                    ));
                 }
                 match codec::decode::<T>(&unhex(stored)) {
                     Ok(decoded) if decoded == value => {}
-                    Ok(decoded) => self.failures.push(format!("{name}: stored bytes decode to {decoded:?}")),
-                    Err(e) => self.failures.push(format!("{name}: stored bytes do not decode: {e}")),
+                    Ok(decoded) => self
+                        .failures
+                        .push(format!("{name}: stored bytes decode to {decoded:?}")),
+                    Err(e) => self
+                        .failures
+                        .push(format!("{name}: stored bytes do not decode: {e}")),
                 }
             }
         }
@@ -69,26 +78,44 @@ fn stored_encodings_do_not_change() {
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.split_once(' ').map(|(n, h)| (n.to_owned(), h.trim().to_owned())))
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(n, h)| (n.to_owned(), h.trim().to_owned()))
+        })
         .collect();
-    let mut g = Golden { stored, fresh: BTreeMap::new(), failures: Vec::new() };
+    let mut g = Golden {
+        stored,
+        fresh: BTreeMap::new(),
+        failures: Vec::new(),
+    };
 
     g.check("region_id", r(513));
     g.check("dot", Dot::new(r(3), 300));
     g.check("version_vector_empty", VersionVector::new());
-    g.check("version_vector", VersionVector::from_entries([(r(0), 1), (r(2), 70_000), (r(9), u64::MAX)]));
+    g.check(
+        "version_vector",
+        VersionVector::from_entries([(r(0), 1), (r(2), 70_000), (r(9), u64::MAX)]),
+    );
     g.check("stamp_u64", Stamp::new(1_700_000_000_000u64, r(1), 42));
     g.check(
         "lww_wall_string",
-        Lww::new("blue".to_owned(), Stamp::new(WallTime::from_micros(1_795_464_587_123_456), r(2), 7)),
+        Lww::new(
+            "blue".to_owned(),
+            Stamp::new(WallTime::from_micros(1_795_464_587_123_456), r(2), 7),
+        ),
     );
     g.check(
         "lww_hlc_bytes",
-        Lww::new(vec![0u8, 255, 7], Stamp::new(HlcTime::from_u64(0x0123_4567_89ab_cdef), r(1), 1)),
+        Lww::new(
+            vec![0u8, 255, 7],
+            Stamp::new(HlcTime::from_u64(0x0123_4567_89ab_cdef), r(1), 1),
+        ),
     );
     let mut mv = MvRegister::new();
-    mv.write(r(0), "milk".to_owned(), &VersionVector::new()).expect("write");
-    mv.apply(Dot::new(r(1), 1), "eggs".to_owned(), &VersionVector::new()).expect("apply");
+    mv.write(r(0), "milk".to_owned(), &VersionVector::new())
+        .expect("write");
+    mv.apply(Dot::new(r(1), 1), "eggs".to_owned(), &VersionVector::new())
+        .expect("apply");
     g.check("mv_register", mv);
     let mut gc = GCounter::new();
     gc.increment(r(0), 5).expect("inc");
@@ -101,7 +128,9 @@ fn stored_encodings_do_not_change() {
     g.check("pn_counter", pn);
 
     if std::env::var_os("CONCORD_BLESS").is_some() {
-        let mut out = String::from("# name hex: the encoded bytes of each golden case (see tests/golden_vectors.rs)\n");
+        let mut out = String::from(
+            "# name hex: the encoded bytes of each golden case (see tests/golden_vectors.rs)\n",
+        );
         for (name, hex) in &g.fresh {
             out.push_str(&format!("{name} {hex}\n"));
         }
@@ -109,5 +138,9 @@ fn stored_encodings_do_not_change() {
         std::fs::write(path(), out).expect("write vectors");
         return;
     }
-    assert!(g.failures.is_empty(), "golden vectors differ:\n{}", g.failures.join("\n"));
+    assert!(
+        g.failures.is_empty(),
+        "golden vectors differ:\n{}",
+        g.failures.join("\n")
+    );
 }

@@ -34,7 +34,13 @@ pub fn pn_counter() -> impl Strategy<Value = PnCounter> {
     proptest::collection::vec((region(), 0u64..1_000, 0u64..1_000), 0..6).prop_map(|entries| {
         let mut c = PnCounter::new();
         for (r, incremented, decremented) in entries {
-            c.apply_totals(r, PnTotals { incremented, decremented });
+            c.apply_totals(
+                r,
+                PnTotals {
+                    incremented,
+                    decremented,
+                },
+            );
         }
         c
     })
@@ -101,12 +107,18 @@ pub fn run_mv_history(steps: &[MvStep]) -> MvHistory {
                 let value = u32::try_from(writes.len()).expect("few writes");
                 let region = RegionId::new(u16::try_from(i).expect("few regions"));
                 let dot = replicas[i].write(region, value, &context).expect("write");
-                writes.push(MvWrite { dot, value, context });
+                writes.push(MvWrite {
+                    dot,
+                    value,
+                    context,
+                });
             }
             MvStep::Merge { from, into } => {
                 let (f, t) = (from.index(n), into.index(n));
                 let source = replicas[f].clone();
-                replicas[t].merge(&source).expect("states of one history agree");
+                replicas[t]
+                    .merge(&source)
+                    .expect("states of one history agree");
             }
         }
     }
@@ -120,14 +132,22 @@ pub fn mv_states() -> impl Strategy<Value = Vec<MvRegister<u32>>> {
 
 pub fn merged<T: Merge + Clone>(a: &T, b: &T) -> T {
     let mut out = a.clone();
-    out.merge(b).map(|_| ()).ok().expect("merge of consistent states");
+    out.merge(b).expect("merge of consistent states");
     out
 }
 
 /// Checks the three join laws for one triple of states.
-pub fn check_laws<T: Merge + Clone + PartialEq + Debug>(a: &T, b: &T, c: &T) -> Result<(), TestCaseError> {
+pub fn check_laws<T: Merge + Clone + PartialEq + Debug>(
+    a: &T,
+    b: &T,
+    c: &T,
+) -> Result<(), TestCaseError> {
     prop_assert_eq!(merged(a, b), merged(b, a), "commutative");
-    prop_assert_eq!(merged(&merged(a, b), c), merged(a, &merged(b, c)), "associative");
+    prop_assert_eq!(
+        merged(&merged(a, b), c),
+        merged(a, &merged(b, c)),
+        "associative"
+    );
     prop_assert_eq!(merged(a, a), a.clone(), "idempotent");
     Ok(())
 }
@@ -137,7 +157,7 @@ pub fn check_laws<T: Merge + Clone + PartialEq + Debug>(a: &T, b: &T, c: &T) -> 
 pub fn deliver<T: Merge + Clone>(start: &T, states: &[T], order: &[usize]) -> T {
     let mut out = start.clone();
     for &i in order {
-        out.merge(&states[i]).map(|_| ()).ok().expect("merge of consistent states");
+        out.merge(&states[i]).expect("merge of consistent states");
     }
     out
 }
