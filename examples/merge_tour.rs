@@ -85,12 +85,12 @@ fn lww_wall(regions: &[Region; 3]) -> Result<bool> {
             "   {:<9} writes {:?} at its wall clock {}",
             r.name, name, wall
         );
-        states.push(Lww::new(name, Stamp::new(wall, r.id, 1)));
+        states.push(Lww::new(name, Stamp::new(wall, r.id, 1)?));
     }
     // Who loses, from the point of view of the first region.
     let mut here = states[0].clone();
     for other in &states[1..] {
-        match here.merge(other).map_err(|e| format!("{e}"))? {
+        match here.set(other.value().clone(), *other.stamp())? {
             LwwOutcome::Replaced(loser) => {
                 println!("   loser: {:?} (logged and counted)", loser.value())
             }
@@ -114,13 +114,13 @@ fn lww_hlc(regions: &[Region; 3]) -> Result<bool> {
     let first = hlcs[2].now()?;
     let first_reg = Lww::new(
         "v1 from ap-south".to_owned(),
-        Stamp::new(first, regions[2].id, 1),
+        Stamp::new(first, regions[2].id, 1)?,
     );
     hlcs[1].update(first)?;
     let second: HlcTime = hlcs[1].now()?;
     let second_reg = Lww::new(
         "v2 from us-east (saw v1)".to_owned(),
-        Stamp::new(second, regions[1].id, 1),
+        Stamp::new(second, regions[1].id, 1)?,
     );
     println!("   ap-south  v1 at HLC {first}");
     println!("   us-east   v2 at HLC {second}  (its wall clock is 65 ms behind ap-south's)");

@@ -60,7 +60,7 @@ proptest! {
                     let time = r.hlc.now().expect("clock in range");
                     let value = u32::try_from(writes.len()).expect("few writes");
                     let origin = RegionId::new(u16::try_from(i).expect("few regions"));
-                    let write = Lww::new(value, Stamp::new(time, origin, r.seq));
+                    let write = Lww::new(value, Stamp::new(time, origin, r.seq).expect("small seq"));
                     // The region had seen its current value: the new write must win over it.
                     if let Some(seen) = &r.reg {
                         prop_assert!(write.stamp() > seen.stamp(), "a write made after seeing another must win");
@@ -71,7 +71,7 @@ proptest! {
                 Step::Sync { from, to } => {
                     if let Some(incoming) = regions[from].reg.clone() {
                         let target = &mut regions[to];
-                        target.hlc.update(incoming.stamp().time).expect("skew within max drift");
+                        target.hlc.update(*incoming.stamp().time()).expect("skew within max drift");
                         match &mut target.reg {
                             Some(reg) => { reg.merge(&incoming).expect("distinct writes"); }
                             None => target.reg = Some(incoming),

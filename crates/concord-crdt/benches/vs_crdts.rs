@@ -52,7 +52,7 @@
 use std::time::Duration;
 
 use concord_crdt::{
-    Causality, GCounter, Lww, LwwOutcome, Merge, MvRegister, PnCounter, RegionId, Stamp,
+    Causality, GCounter, Lww, LwwMerge, Merge, MvRegister, PnCounter, RegionId, Stamp,
     VersionVector,
 };
 use crdts::{CmRDT, CvRDT};
@@ -230,15 +230,14 @@ type Stamp3 = (u64, u16, u64);
 /// replaces the earlier.
 ///
 /// Concord's stamp is `(time, origin, seq)`, so equal times still have one
-/// winner on every node, and its merge hands back the loser (a
-/// `LwwOutcome::Replaced` holding the previous register), which is passed
-/// through `black_box` so it is really built. `crdts` (the brief's
+/// winner on every node, and its merge reports which side lost (an
+/// `LwwMerge`), which is passed through `black_box` so it is really built. `crdts` (the brief's
 /// `LWWReg<u64, u64>`) orders by the bare `u64` time and reports nothing. A
 /// third function, `crdts_stamp3`, gives `crdts` a [`Stamp3`] marker: the same
 /// ordering information as Concord's stamp, for a like-for-like comparison.
 fn lww_merge(c: &mut Criterion) {
-    let earlier: Lww<u64, u64> = Lww::new(1, Stamp::new(100, region(0), 1));
-    let later: Lww<u64, u64> = Lww::new(2, Stamp::new(200, region(1), 1));
+    let earlier: Lww<u64, u64> = Lww::new(1, Stamp::new(100, region(0), 1).expect("seq in range"));
+    let later: Lww<u64, u64> = Lww::new(2, Stamp::new(200, region(1), 1).expect("seq in range"));
     let x_earlier = crdts::LWWReg {
         val: 1u64,
         marker: 100u64,
@@ -258,7 +257,7 @@ fn lww_merge(c: &mut Criterion) {
 
     let mut merged = earlier.clone();
     let outcome = merged.merge(&later).expect("lww merge");
-    assert!(matches!(outcome, LwwOutcome::Replaced(_)));
+    assert_eq!(outcome, LwwMerge::Replaced);
     let mut x_merged = x_earlier.clone();
     x_merged.merge(x_later.clone());
     assert_eq!(*merged.value(), x_merged.val);

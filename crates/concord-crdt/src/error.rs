@@ -36,6 +36,15 @@ pub enum CrdtError {
         expected: u64,
     },
 
+    /// A write's seq does not fit a stamp.
+    #[error("seq {seq} is beyond the largest a stamp carries ({max})")]
+    SeqOutOfRange {
+        /// The seq given.
+        seq: u64,
+        /// The largest allowed.
+        max: u64,
+    },
+
     /// A counter or vector entry would pass `u64::MAX`.
     #[error("entry of region {region} is {current}; adding {by} would pass u64::MAX")]
     Overflow {

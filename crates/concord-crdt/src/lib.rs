@@ -34,7 +34,7 @@ mod version_vector;
 
 pub use error::CrdtError;
 pub use g_counter::{GCounter, ZeroTotal};
-pub use lww::{Lww, LwwOutcome, Stamp};
+pub use lww::{Lww, LwwMerge, LwwOutcome, Stamp, StampRepr};
 pub use merge::Merge;
 pub use mv_register::{InvalidMvRegister, MvApplied, MvRegister, MvRegisterRepr, Sibling};
 pub use pn_counter::{PnCounter, PnTotals, ZeroPnTotals};

@@ -1,6 +1,7 @@
 //! Last-write-wins registers over any timestamp.
 
 use std::cmp::Ordering;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,26 +14,99 @@ use crate::{CrdtError, Merge, RegionId};
 /// is unique per write, so two replicas comparing the same pair of stamps
 /// always pick the same winner, even when the timestamps are equal.
 ///
+/// In memory the origin and seq are packed into one `u64` tie-breaker
+/// (origin in the top 16 bits, seq in the low 48), so a stamp with a `u64`
+/// timestamp is two words and compares in two steps. Seqs therefore go up to
+/// [`Stamp::MAX_SEQ`] (2^48 - 1, 281 trillion writes per region). The encoded
+/// form still carries the three fields.
+///
 /// ```
 /// use concord_crdt::{RegionId, Stamp};
-/// let a = Stamp::new(10u64, RegionId::new(1), 1);
-/// let b = Stamp::new(10u64, RegionId::new(2), 1);
+/// let a = Stamp::new(10u64, RegionId::new(1), 1)?;
+/// let b = Stamp::new(10u64, RegionId::new(2), 1)?;
 /// assert!(a < b); // equal time: the higher region wins, on every node
+/// assert_eq!((b.origin(), b.seq()), (RegionId::new(2), 1));
+/// assert!(Stamp::new(10u64, RegionId::new(1), Stamp::<u64>::MAX_SEQ + 1).is_err());
+/// # Ok::<(), concord_crdt::CrdtError>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "StampRepr<T>", bound(deserialize = "T: Deserialize<'de>"))]
 pub struct Stamp<T> {
-    /// When the write happened, by the register's clock (wall or HLC).
-    pub time: T,
-    /// The region that accepted the write.
-    pub origin: RegionId,
-    /// The origin's sequence number for the write.
-    pub seq: u64,
+    time: T,
+    /// `origin << 48 | seq`.
+    tiebreak: u64,
+}
+
+/// The encoded form of a [`Stamp`]: its three fields.
+#[derive(Serialize, Deserialize)]
+pub struct StampRepr<T> {
+    time: T,
+    origin: RegionId,
+    seq: u64,
+}
+
+impl<T> TryFrom<StampRepr<T>> for Stamp<T> {
+    type Error = CrdtError;
+
+    fn try_from(r: StampRepr<T>) -> Result<Self, CrdtError> {
+        Self::new(r.time, r.origin, r.seq)
+    }
+}
+
+impl<T: Serialize> Serialize for Stamp<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StampRepr {
+            time: &self.time,
+            origin: self.origin(),
+            seq: self.seq(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Stamp<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stamp")
+            .field("time", &self.time)
+            .field("origin", &self.origin())
+            .field("seq", &self.seq())
+            .finish()
+    }
 }
 
 impl<T> Stamp<T> {
-    /// A stamp for the write `seq` of `origin` at `time`.
-    pub const fn new(time: T, origin: RegionId, seq: u64) -> Self {
-        Self { time, origin, seq }
+    /// The largest seq a stamp can carry.
+    pub const MAX_SEQ: u64 = (1 << 48) - 1;
+
+    /// A stamp for the write `seq` of `origin` at `time`; a seq above
+    /// [`Stamp::MAX_SEQ`] is [`CrdtError::SeqOutOfRange`].
+    pub fn new(time: T, origin: RegionId, seq: u64) -> Result<Self, CrdtError> {
+        if seq > Self::MAX_SEQ {
+            return Err(CrdtError::SeqOutOfRange {
+                seq,
+                max: Self::MAX_SEQ,
+            });
+        }
+        Ok(Self {
+            time,
+            tiebreak: (u64::from(origin.get()) << 48) | seq,
+        })
+    }
+
+    /// When the write happened, by the register's clock (wall or HLC).
+    pub fn time(&self) -> &T {
+        &self.time
+    }
+
+    /// The region that accepted the write.
+    pub fn origin(&self) -> RegionId {
+        // The top 16 bits hold the origin exactly.
+        RegionId::new((self.tiebreak >> 48) as u16)
+    }
+
+    /// The origin's sequence number for the write.
+    pub fn seq(&self) -> u64 {
+        self.tiebreak & Self::MAX_SEQ
     }
 }
 
@@ -40,16 +114,17 @@ impl<T> Stamp<T> {
 ///
 /// `T` is any totally ordered timestamp: a wall clock (`concord_clock::WallTime`)
 /// or a hybrid logical clock (`concord_clock::HlcTime`). The register keeps the
-/// value with the greatest [`Stamp`]. A merge never loses a value silently: it
-/// reports which side lost, and hands back the overwritten value, so the caller
-/// can log and count it.
+/// value with the greatest [`Stamp`]. Nothing is lost silently: a merge
+/// reports which side lost ([`LwwMerge`]), and [`Lww::set`] hands back the
+/// overwritten value, so the caller can log and count it.
 ///
 /// ```
-/// use concord_crdt::{Lww, LwwOutcome, Merge, RegionId, Stamp};
+/// use concord_crdt::{Lww, LwwMerge, LwwOutcome, Merge, RegionId, Stamp};
 /// let (eu, us) = (RegionId::new(0), RegionId::new(1));
-/// let mut here = Lww::new("blue", Stamp::new(100u64, eu, 1));
-/// let there = Lww::new("green", Stamp::new(105u64, us, 1));
-/// match here.merge(&there)? {
+/// let mut here = Lww::new("blue", Stamp::new(100u64, eu, 1)?);
+/// let there = Lww::new("green", Stamp::new(105u64, us, 1)?);
+/// assert_eq!(here.clone().merge(&there)?, LwwMerge::Replaced);
+/// match here.set("green", *there.stamp())? {
 ///     LwwOutcome::Replaced(loser) => assert_eq!(*loser.value(), "blue"),
 ///     other => panic!("expected the later write to win, got {other:?}"),
 /// }
@@ -62,7 +137,21 @@ pub struct Lww<T, V> {
     value: V,
 }
 
-/// What a [`Lww`] merge did.
+/// Which side of a [`Lww`] merge lost.
+///
+/// A merge of states reports the side; [`Lww::set`] hands back the losing
+/// value itself, for a caller that logs losers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LwwMerge {
+    /// Both sides were the same write; nothing changed.
+    Same,
+    /// `self` won; the other side (which the caller still holds) lost.
+    KeptOurs,
+    /// The other side won; the previous content of `self` lost.
+    Replaced,
+}
+
+/// What [`Lww::set`] did, with the losing value when one was overwritten.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LwwOutcome<T, V> {
     /// Both sides were the same write; nothing changed.
@@ -103,7 +192,8 @@ impl<T: Ord, V> Lww<T, V> {
 
     /// Offers a write; it takes effect only if its stamp is greater.
     ///
-    /// Same report as [`Merge::merge`], without cloning the incoming value.
+    /// When the write replaces the current value, that value is handed back
+    /// in [`LwwOutcome::Replaced`], so the caller can log the loser.
     pub fn set(&mut self, value: V, stamp: Stamp<T>) -> Result<LwwOutcome<T, V>, CrdtError>
     where
         V: PartialEq,
@@ -112,8 +202,8 @@ impl<T: Ord, V> Lww<T, V> {
             Ordering::Less => Ok(LwwOutcome::KeptOurs),
             Ordering::Equal if value == self.value => Ok(LwwOutcome::Same),
             Ordering::Equal => Err(CrdtError::StampCollision {
-                origin: stamp.origin,
-                seq: stamp.seq,
+                origin: stamp.origin(),
+                seq: stamp.seq(),
             }),
             Ordering::Greater => {
                 let previous = std::mem::replace(self, Self::new(value, stamp));
@@ -124,17 +214,20 @@ impl<T: Ord, V> Lww<T, V> {
 }
 
 impl<T: Ord + Clone, V: Clone + PartialEq> Merge for Lww<T, V> {
-    type Outcome = LwwOutcome<T, V>;
+    type Outcome = LwwMerge;
 
-    fn merge(&mut self, other: &Self) -> Result<Self::Outcome, CrdtError> {
+    fn merge(&mut self, other: &Self) -> Result<LwwMerge, CrdtError> {
         match other.stamp.cmp(&self.stamp) {
-            Ordering::Less => Ok(LwwOutcome::KeptOurs),
-            Ordering::Equal if other.value == self.value => Ok(LwwOutcome::Same),
+            Ordering::Less => Ok(LwwMerge::KeptOurs),
+            Ordering::Greater => {
+                self.clone_from(other);
+                Ok(LwwMerge::Replaced)
+            }
+            Ordering::Equal if other.value == self.value => Ok(LwwMerge::Same),
             Ordering::Equal => Err(CrdtError::StampCollision {
-                origin: other.stamp.origin,
-                seq: other.stamp.seq,
+                origin: other.stamp.origin(),
+                seq: other.stamp.seq(),
             }),
-            Ordering::Greater => Ok(LwwOutcome::Replaced(std::mem::replace(self, other.clone()))),
         }
     }
 }
@@ -143,17 +236,20 @@ impl<T: Ord + Clone, V: Clone + PartialEq> Merge for Lww<T, V> {
 mod tests {
     use super::*;
 
+    fn stamp(t: u64, origin: u16, seq: u64) -> Stamp<u64> {
+        Stamp::new(t, RegionId::new(origin), seq).unwrap()
+    }
+
     fn lww(v: &'static str, t: u64, origin: u16, seq: u64) -> Lww<u64, &'static str> {
-        Lww::new(v, Stamp::new(t, RegionId::new(origin), seq))
+        Lww::new(v, stamp(t, origin, seq))
     }
 
     #[test]
-    fn later_timestamp_wins_and_loser_is_returned() {
+    fn later_timestamp_wins() {
         let mut a = lww("a", 1, 0, 1);
-        let outcome = a.merge(&lww("b", 2, 0, 2)).unwrap();
-        assert_eq!(outcome, LwwOutcome::Replaced(lww("a", 1, 0, 1)));
+        assert_eq!(a.merge(&lww("b", 2, 0, 2)).unwrap(), LwwMerge::Replaced);
         assert_eq!(*a.value(), "b");
-        assert_eq!(a.merge(&lww("c", 1, 5, 9)).unwrap(), LwwOutcome::KeptOurs);
+        assert_eq!(a.merge(&lww("c", 1, 5, 9)).unwrap(), LwwMerge::KeptOurs);
         assert_eq!(*a.value(), "b");
     }
 
@@ -165,27 +261,40 @@ mod tests {
         let mut b = lww("seq1", 7, 3, 1);
         b.merge(&lww("seq2", 7, 3, 2)).unwrap();
         assert_eq!(*b.value(), "seq2");
+        // The packed tie-breaker orders the top region above any seq of a lower one.
+        assert!(stamp(7, u16::MAX, 1) > stamp(7, u16::MAX - 1, Stamp::<u64>::MAX_SEQ));
+    }
+
+    #[test]
+    fn stamp_fields_survive_packing() {
+        let s = stamp(9, u16::MAX, Stamp::<u64>::MAX_SEQ);
+        assert_eq!(
+            (*s.time(), s.origin(), s.seq()),
+            (9, RegionId::new(u16::MAX), Stamp::<u64>::MAX_SEQ)
+        );
+        assert!(matches!(
+            Stamp::new(9u64, RegionId::new(1), 1 << 48),
+            Err(CrdtError::SeqOutOfRange { .. })
+        ));
     }
 
     #[test]
     fn same_stamp_same_value_is_same_and_different_value_is_an_error() {
         let mut a = lww("x", 3, 1, 1);
-        assert_eq!(a.merge(&lww("x", 3, 1, 1)).unwrap(), LwwOutcome::Same);
+        assert_eq!(a.merge(&lww("x", 3, 1, 1)).unwrap(), LwwMerge::Same);
         let err = a.merge(&lww("y", 3, 1, 1)).unwrap_err();
         assert!(matches!(err, CrdtError::StampCollision { seq: 1, .. }));
         assert_eq!(*a.value(), "x");
-        assert!(a.set("y", Stamp::new(3, RegionId::new(1), 1)).is_err());
+        assert!(a.set("y", stamp(3, 1, 1)).is_err());
     }
 
     #[test]
-    fn set_reports_like_merge() {
+    fn set_hands_back_the_loser() {
         let mut a = lww("x", 3, 1, 1);
-        let out = a.set("y", Stamp::new(4, RegionId::new(1), 2)).unwrap();
+        let out = a.set("y", stamp(4, 1, 2)).unwrap();
         assert!(out.had_loser());
         assert_eq!(out, LwwOutcome::Replaced(lww("x", 3, 1, 1)));
-        assert_eq!(
-            a.set("old", Stamp::new(1, RegionId::new(1), 3)).unwrap(),
-            LwwOutcome::KeptOurs
-        );
+        assert_eq!(a.set("old", stamp(1, 1, 3)).unwrap(), LwwOutcome::KeptOurs);
+        assert_eq!(a.set("y", stamp(4, 1, 2)).unwrap(), LwwOutcome::Same);
     }
 }

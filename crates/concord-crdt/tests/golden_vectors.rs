@@ -96,19 +96,23 @@ fn stored_encodings_do_not_change() {
         "version_vector",
         VersionVector::from_entries([(r(0), 1), (r(2), 70_000), (r(9), u64::MAX)]),
     );
-    g.check("stamp_u64", Stamp::new(1_700_000_000_000u64, r(1), 42));
+    g.check(
+        "stamp_u64",
+        Stamp::new(1_700_000_000_000u64, r(1), 42).expect("seq in range"),
+    );
     g.check(
         "lww_wall_string",
         Lww::new(
             "blue".to_owned(),
-            Stamp::new(WallTime::from_micros(1_795_464_587_123_456), r(2), 7),
+            Stamp::new(WallTime::from_micros(1_795_464_587_123_456), r(2), 7)
+                .expect("seq in range"),
         ),
     );
     g.check(
         "lww_hlc_bytes",
         Lww::new(
             vec![0u8, 255, 7],
-            Stamp::new(HlcTime::from_u64(0x0123_4567_89ab_cdef), r(1), 1),
+            Stamp::new(HlcTime::from_u64(0x0123_4567_89ab_cdef), r(1), 1).expect("seq in range"),
         ),
     );
     let mut mv = MvRegister::new();

@@ -48,13 +48,13 @@ pub fn pn_counter() -> impl Strategy<Value = PnCounter> {
 
 /// A stamp from a small universe, so equal stamps happen often.
 pub fn stamp() -> impl Strategy<Value = Stamp<u64>> {
-    (0u64..4, region(), 1u64..4).prop_map(|(t, r, s)| Stamp::new(t, r, s))
+    (0u64..4, region(), 1u64..4).prop_map(|(t, r, s)| Stamp::new(t, r, s).expect("seq in range"))
 }
 
 /// The value a write with `stamp` carries: a function of the stamp, so two
 /// registers with the same stamp always agree (as real writes do).
 pub fn value_of(stamp: &Stamp<u64>) -> u64 {
-    stamp.time * 10_000 + u64::from(stamp.origin.get()) * 100 + stamp.seq
+    stamp.time() * 10_000 + u64::from(stamp.origin().get()) * 100 + stamp.seq()
 }
 
 pub fn lww() -> impl Strategy<Value = Lww<u64, u64>> {

@@ -1,0 +1,301 @@
+//! The state of one entity and how a tagged write changes it.
+
+use concord_clock::{HlcTime, WallTime};
+use concord_crdt::{
+    CrdtError, Dot, Lww, LwwOutcome, MvApplied, MvRegister, PnCounter, Stamp, VersionVector,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{CoreError, Op, Policy, TaggedWrite, WriteRef};
+
+/// A value as stored: `None` is a tombstone (the entity was deleted).
+pub type Value = Option<Vec<u8>>;
+
+/// A value together with the write that produced it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Version {
+    /// The value (`None`: deleted).
+    pub value: Value,
+    /// The write that produced it.
+    pub write: WriteRef,
+    /// Its HLC timestamp at the origin.
+    pub hlc: HlcTime,
+    /// Its wall timestamp at the origin.
+    pub wall: WallTime,
+}
+
+impl Version {
+    /// The version a write carries, with `value`.
+    pub fn of(write: &TaggedWrite, value: Value) -> Self {
+        Self {
+            value,
+            write: write.write_ref(),
+            hlc: write.hlc,
+            wall: write.wall,
+        }
+    }
+}
+
+/// The state an entity holds under one policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyState {
+    /// `lww-wall`: the winning version, by wall stamp.
+    LwwWall(Lww<WallTime, Version>),
+    /// `lww-hlc`: the winning version, by HLC stamp.
+    LwwHlc(Lww<HlcTime, Version>),
+    /// `mv`: the concurrent versions.
+    Mv(MvRegister<Version>),
+    /// `queue`: the concurrent versions; more than one means an open conflict.
+    Queue(MvRegister<Version>),
+    /// `counter`: per-region running totals.
+    Counter(PnCounter),
+}
+
+impl PolicyState {
+    fn policy(&self) -> Policy {
+        match self {
+            Self::LwwWall(_) => Policy::LwwWall,
+            Self::LwwHlc(_) => Policy::LwwHlc,
+            Self::Mv(_) => Policy::Mv,
+            Self::Queue(_) => Policy::Queue,
+            Self::Counter(_) => Policy::Counter,
+        }
+    }
+}
+
+/// One entity's state: one [`PolicyState`] per policy it was ever written
+/// under (almost always exactly one; more only after a policy change).
+///
+/// Each write carries the policy its origin accepted it under and goes to
+/// that policy's state, so every region ends with the same states whatever
+/// order writes and policy changes arrive in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entity {
+    states: Vec<PolicyState>,
+}
+
+/// What applying one write to an entity did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The write is now the entity's value (LWW), nothing was overwritten.
+    Won,
+    /// LWW: a version lost; it goes to the loser log.
+    LwwLoser {
+        /// The version that lost (the previous value, or the incoming write).
+        loser: Version,
+        /// The version that won.
+        winner: WriteRef,
+    },
+    /// LWW: this very write was already applied.
+    Duplicate,
+    /// `mv`/`queue`: the write applied; the entity now has `siblings` versions.
+    Siblings {
+        /// How many versions the entity now holds.
+        siblings: usize,
+        /// How many earlier versions the write's context replaced.
+        replaced: usize,
+    },
+    /// `mv`/`queue`: the write was already seen (a duplicate, or superseded).
+    AlreadySeen,
+    /// Counter totals applied.
+    Counted,
+}
+
+/// Context for the write that replaces every sibling (a resolution).
+fn covering_context(states: &[PolicyState], policy: Policy) -> Option<VersionVector> {
+    states.iter().find_map(|s| match (s, policy) {
+        (PolicyState::Mv(r), Policy::Mv) | (PolicyState::Queue(r), Policy::Queue) => {
+            Some(r.context().clone())
+        }
+        _ => None,
+    })
+}
+
+impl Entity {
+    /// An entity nobody has written.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The per-policy states.
+    pub fn states(&self) -> &[PolicyState] {
+        &self.states
+    }
+
+    /// The state under `policy`, if the entity was written under it.
+    pub fn state(&self, policy: Policy) -> Option<&PolicyState> {
+        self.states.iter().find(|s| s.policy() == policy)
+    }
+
+    /// The causal context a write under `policy` should carry to replace all
+    /// current versions (what a read returns).
+    pub fn context(&self, policy: Policy) -> VersionVector {
+        covering_context(&self.states, policy).unwrap_or_default()
+    }
+
+    /// The next dot `region` would give a write under `policy` (`mv`/`queue`).
+    pub fn next_dot(
+        &self,
+        policy: Policy,
+        region: concord_crdt::RegionId,
+    ) -> Result<Dot, CoreError> {
+        let current = self.context(policy).get(region);
+        let counter = current.checked_add(1).ok_or(CrdtError::Overflow {
+            region,
+            current,
+            by: 1,
+        })?;
+        Ok(Dot::new(region, counter))
+    }
+
+    /// The counter's totals for `region` (zero when none).
+    pub fn counter_totals(&self, region: concord_crdt::RegionId) -> concord_crdt::PnTotals {
+        match self.state(Policy::Counter) {
+            Some(PolicyState::Counter(c)) => c.totals(region),
+            _ => concord_crdt::PnTotals::default(),
+        }
+    }
+
+    /// The live versions under `policy`: one for LWW (none if deleted or
+    /// never written), every sibling for `mv`/`queue` (tombstones included).
+    pub fn versions(&self, policy: Policy) -> Vec<&Version> {
+        match self.state(policy) {
+            Some(PolicyState::LwwWall(l)) => vec![l.value()],
+            Some(PolicyState::LwwHlc(l)) => vec![l.value()],
+            Some(PolicyState::Mv(r) | PolicyState::Queue(r)) => r.values().collect(),
+            Some(PolicyState::Counter(_)) | None => Vec::new(),
+        }
+    }
+
+    /// The counter value, if the entity is a counter.
+    pub fn counter_value(&self) -> Option<i128> {
+        match self.state(Policy::Counter) {
+            Some(PolicyState::Counter(c)) => Some(c.value()),
+            _ => None,
+        }
+    }
+
+    /// Applies `write` under the policy it carries.
+    ///
+    /// Refuses a write whose op does not fit its policy, an `mv`/`queue` write
+    /// without a dot, and whatever the merge type refuses (collisions, gaps,
+    /// overflow); on error the entity is unchanged.
+    pub fn apply(&mut self, write: &TaggedWrite) -> Result<Effect, CoreError> {
+        let value = match (&write.op, write.policy) {
+            (Op::Set(v), _) => Some(v.clone()),
+            (Op::Delete, p) if p != Policy::Counter => None,
+            (Op::Resolve { value, .. }, p) if p != Policy::Counter => value.clone(),
+            (Op::Counter(totals), Policy::Counter) => {
+                return self.apply_counter(write, *totals);
+            }
+            _ => {
+                return Err(CoreError::WrongOpKind {
+                    collection: write.collection.clone(),
+                    policy: write.policy,
+                    op: write.op.kind(),
+                });
+            }
+        };
+        if write.policy == Policy::Counter {
+            return Err(CoreError::WrongOpKind {
+                collection: write.collection.clone(),
+                policy: write.policy,
+                op: write.op.kind(),
+            });
+        }
+        let version = Version::of(write, value);
+        match write.policy {
+            Policy::LwwWall => {
+                let stamp = Stamp::new(write.wall, write.origin, write.seq)?;
+                match self.slot(Policy::LwwWall) {
+                    Some(PolicyState::LwwWall(reg)) => set_lww(reg, version, stamp),
+                    _ => {
+                        self.states
+                            .push(PolicyState::LwwWall(Lww::new(version, stamp)));
+                        Ok(Effect::Won)
+                    }
+                }
+            }
+            Policy::LwwHlc => {
+                let stamp = Stamp::new(write.hlc, write.origin, write.seq)?;
+                match self.slot(Policy::LwwHlc) {
+                    Some(PolicyState::LwwHlc(reg)) => set_lww(reg, version, stamp),
+                    _ => {
+                        self.states
+                            .push(PolicyState::LwwHlc(Lww::new(version, stamp)));
+                        Ok(Effect::Won)
+                    }
+                }
+            }
+            Policy::Mv | Policy::Queue => {
+                let dot = write.dot.ok_or(CoreError::WrongOpKind {
+                    collection: write.collection.clone(),
+                    policy: write.policy,
+                    op: "write without a dot",
+                })?;
+                let policy = write.policy;
+                if self.slot(policy).is_none() {
+                    self.states.push(match policy {
+                        Policy::Mv => PolicyState::Mv(MvRegister::new()),
+                        _ => PolicyState::Queue(MvRegister::new()),
+                    });
+                }
+                let Some(PolicyState::Mv(reg) | PolicyState::Queue(reg)) = self.slot(policy) else {
+                    unreachable!("the slot was just created");
+                };
+                match reg.apply(dot, version, &write.context)? {
+                    MvApplied::AlreadySeen => Ok(Effect::AlreadySeen),
+                    MvApplied::Added { replaced } => Ok(Effect::Siblings {
+                        siblings: reg.siblings().len(),
+                        replaced,
+                    }),
+                }
+            }
+            Policy::Counter => unreachable!("handled above"),
+        }
+    }
+
+    fn apply_counter(
+        &mut self,
+        write: &TaggedWrite,
+        totals: concord_crdt::PnTotals,
+    ) -> Result<Effect, CoreError> {
+        match self.slot(Policy::Counter) {
+            Some(PolicyState::Counter(c)) => {
+                c.apply_totals(write.origin, totals);
+            }
+            _ => {
+                let mut c = PnCounter::new();
+                c.apply_totals(write.origin, totals);
+                self.states.push(PolicyState::Counter(c));
+            }
+        }
+        Ok(Effect::Counted)
+    }
+
+    fn slot(&mut self, policy: Policy) -> Option<&mut PolicyState> {
+        self.states.iter_mut().find(|s| s.policy() == policy)
+    }
+}
+
+/// Offers `version` to an LWW register and says who lost.
+fn set_lww<T: Ord>(
+    reg: &mut Lww<T, Version>,
+    version: Version,
+    stamp: Stamp<T>,
+) -> Result<Effect, CoreError> {
+    if stamp < *reg.stamp() {
+        return Ok(Effect::LwwLoser {
+            winner: reg.value().write,
+            loser: version,
+        });
+    }
+    let incoming = version.write;
+    Ok(match reg.set(version, stamp)? {
+        LwwOutcome::Same | LwwOutcome::KeptOurs => Effect::Duplicate,
+        LwwOutcome::Replaced(previous) => Effect::LwwLoser {
+            loser: previous.into_parts().0,
+            winner: incoming,
+        },
+    })
+}

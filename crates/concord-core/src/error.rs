@@ -1,0 +1,93 @@
+//! The one error type of this crate.
+
+use concord_crdt::{CrdtError, RegionId};
+
+use crate::{Collection, Policy};
+
+/// Everything the engine or a storage can refuse or fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A collection name is empty, too long, or has characters outside `[A-Za-z0-9_.-]`.
+    #[error("invalid collection name {name:?}: {reason}")]
+    InvalidCollection {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A key or value is larger than the configured limit.
+    #[error("{what} is {len} bytes; the limit is {max}")]
+    TooLarge {
+        /// Which part was too large ("key" or "value").
+        what: &'static str,
+        /// Its size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// The collection is not configured on this node.
+    #[error("unknown collection {0}")]
+    UnknownCollection(Collection),
+
+    /// The operation does not fit the collection's policy (an increment on an LWW collection, ...).
+    #[error("{op} is not allowed on collection {collection}, whose policy is {policy}")]
+    WrongOpKind {
+        /// The collection.
+        collection: Collection,
+        /// Its policy.
+        policy: Policy,
+        /// The operation that was refused.
+        op: &'static str,
+    },
+
+    /// A merge type refused the write (overflow, a collision of identities, ...).
+    #[error("merge refused: {0}")]
+    Merge(#[from] CrdtError),
+
+    /// The local hybrid logical clock could not produce or accept a timestamp.
+    #[error("clock: {0}")]
+    Clock(#[from] concord_clock::ClockError),
+
+    /// The region is not one this node knows.
+    #[error("unknown region {0}")]
+    UnknownRegion(RegionId),
+
+    /// A conflict-queue item does not exist (or was purged).
+    #[error("no conflict item {0}")]
+    UnknownConflict(u64),
+
+    /// A conflict-queue item is already resolved.
+    #[error("conflict item {0} is already resolved")]
+    ConflictClosed(u64),
+
+    /// A stored record could not be decoded.
+    #[error("corrupt record {what} at {location}: {source}")]
+    CorruptRecord {
+        /// The kind of record.
+        what: &'static str,
+        /// Where it was found (a key, described).
+        location: String,
+        /// What the decoder said.
+        #[source]
+        source: CrdtError,
+    },
+
+    /// The storage backend failed (I/O, database error).
+    #[error("storage backend: {0}")]
+    Backend(String),
+
+    /// The log of an origin does not hold the requested writes (trimmed or never written).
+    #[error("log of {origin} does not hold seq {seq} (it holds {first}..={last})")]
+    LogGap {
+        /// The origin whose log was read.
+        origin: RegionId,
+        /// The seq that was asked for.
+        seq: u64,
+        /// First seq held.
+        first: u64,
+        /// Last seq held.
+        last: u64,
+    },
+}
