@@ -26,3 +26,5 @@ pub use storage::{
     WriteBatch,
 };
 pub use tagged_write::{Op, TaggedWrite, WriteRef};
+
+pub mod storage_conformance;

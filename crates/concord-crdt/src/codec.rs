@@ -34,7 +34,9 @@ fn config() -> impl bincode::config::Config {
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CrdtError> {
     let mut out = vec![FORMAT_VERSION];
     bincode::serde::encode_into_std_write(value, &mut out, config())
-        .map_err(|source| CrdtError::Encode { source })?;
+        .map_err(|source| CrdtError::Encode {
+            source: Box::new(source),
+        })?;
     Ok(out)
 }
 
@@ -62,7 +64,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
         });
     }
     let (value, read) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|source| CrdtError::Malformed { source })?;
+        .map_err(|source| CrdtError::Malformed {
+            source: Box::new(source),
+        })?;
     if read != body.len() {
         return Err(CrdtError::TrailingBytes {
             count: body.len() - read,

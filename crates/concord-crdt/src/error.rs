@@ -74,7 +74,7 @@ pub enum CrdtError {
     Malformed {
         /// What the decoder reported.
         #[source]
-        source: bincode::error::DecodeError,
+        source: Box<bincode::error::DecodeError>,
     },
 
     /// A record decoded but bytes were left over after it.
@@ -89,6 +89,6 @@ pub enum CrdtError {
     Encode {
         /// What the encoder reported.
         #[source]
-        source: bincode::error::EncodeError,
+        source: Box<bincode::error::EncodeError>,
     },
 }
