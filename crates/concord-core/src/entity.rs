@@ -51,6 +51,11 @@ pub enum PolicyState {
     Counter(PnCounter),
 }
 
+/// The policy a state belongs to.
+pub(crate) fn policy_of(s: &PolicyState) -> Policy {
+    s.policy()
+}
+
 impl PolicyState {
     fn policy(&self) -> Policy {
         match self {

@@ -74,6 +74,20 @@ pub enum CoreError {
         source: CrdtError,
     },
 
+    /// A peer sent something no correct peer sends (writes of another origin
+    /// in a batch, a batch that is not consecutive, ...). Nothing of it was applied.
+    #[error("peer {peer} violated the protocol: {reason}")]
+    PeerViolation {
+        /// The peer.
+        peer: RegionId,
+        /// What it did.
+        reason: String,
+    },
+
+    /// A counter would pass the range of its totals.
+    #[error("counter total would overflow")]
+    CounterOverflow,
+
     /// The storage backend failed (I/O, database error).
     #[error("storage backend: {0}")]
     Backend(String),

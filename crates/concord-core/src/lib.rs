@@ -8,19 +8,32 @@
 
 mod collection;
 mod conflict;
+mod conflict_queue;
+mod engine;
+mod engine_config;
 mod entity;
 mod error;
+mod lag;
+mod loser_log;
 mod memory_storage;
+mod peer_message;
 mod policy;
+mod replication;
+mod stats;
 mod storage;
 mod tagged_write;
 
 pub use collection::{Collection, EntityKey, MAX_COLLECTION_LEN};
 pub use conflict::{ConflictItem, ConflictReason, ItemStatus};
+pub use engine::{Accepted, ClientOp, ClientWrite, CommitReport, Engine, Outgoing, ReadValue};
+pub use engine_config::EngineConfig;
 pub use entity::{Effect, Entity, PolicyState, Value, Version};
 pub use error::CoreError;
+pub use lag::{ChannelStatus, LagThresholds, OriginLag};
 pub use memory_storage::MemoryStorage;
+pub use peer_message::{Cursors, Head, PeerMessage};
 pub use policy::{CollectionConfig, Policy, Replication, SkewAction, UnknownPolicy};
+pub use stats::Stats;
 pub use storage::{
     Checkpoint, CheckpointDelta, CollectionEntry, EngineMeta, LogBounds, LoserRecord, Storage,
     WriteBatch,

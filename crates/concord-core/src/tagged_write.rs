@@ -41,6 +41,10 @@ pub enum Op {
     },
     /// A change of the collection's configuration (replicated like a write).
     Configure(CollectionConfig),
+    /// A placeholder for a write this region may not see (residency or
+    /// local-only): it keeps the origin's seqs gapless, carries no data, and
+    /// changes no state.
+    Withheld,
 }
 
 impl Op {
@@ -52,6 +56,7 @@ impl Op {
             Self::Counter(_) => "counter",
             Self::Resolve { .. } => "resolve",
             Self::Configure(_) => "configure",
+            Self::Withheld => "withheld",
         }
     }
 }
@@ -92,6 +97,24 @@ impl TaggedWrite {
         WriteRef {
             origin: self.origin,
             seq: self.seq,
+        }
+    }
+
+    /// The placeholder sent instead of this write to a region that may not see it.
+    pub fn withheld(&self) -> Self {
+        Self {
+            id: self.id,
+            origin: self.origin,
+            seq: self.seq,
+            hlc: self.hlc,
+            wall: self.wall,
+            collection: self.collection.clone(),
+            key: Vec::new(),
+            context: VersionVector::new(),
+            epoch: self.epoch,
+            policy: self.policy,
+            dot: None,
+            op: Op::Withheld,
         }
     }
 
