@@ -234,7 +234,10 @@ type Stamp3 = (u64, u16, u64);
 /// `LwwMerge`), which is passed through `black_box` so it is really built. `crdts` (the brief's
 /// `LWWReg<u64, u64>`) orders by the bare `u64` time and reports nothing. A
 /// third function, `crdts_stamp3`, gives `crdts` a [`Stamp3`] marker: the same
-/// ordering information as Concord's stamp, for a like-for-like comparison.
+/// ordering information as Concord's stamp. A fourth, `crdts_validated`, runs
+/// `crdts`' `validate_merge` before its merge: Concord's merge always makes
+/// that check (equal stamps with different values are an error), `crdts`'
+/// merge alone does not.
 fn lww_merge(c: &mut Criterion) {
     let earlier: Lww<u64, u64> = Lww::new(1, Stamp::new(100, region(0), 1).expect("seq in range"));
     let later: Lww<u64, u64> = Lww::new(2, Stamp::new(200, region(1), 1).expect("seq in range"));
@@ -290,6 +293,20 @@ fn lww_merge(c: &mut Criterion) {
             || (x3_earlier.clone(), x3_later.clone()),
             |(t, s)| {
                 t.merge(black_box(std::mem::take(s)));
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    // Concord's merge refuses equal stamps with different values as it
+    // merges; `crdts` does that check in `validate_merge`. This is `crdts`
+    // doing the same work: validate, then merge.
+    g.bench_function("crdts_validated", |b| {
+        b.iter_batched_ref(
+            || (x_earlier.clone(), x_later.clone()),
+            |(t, s)| {
+                let other = black_box(std::mem::take(s));
+                t.validate_merge(&other).expect("no conflicting values");
+                t.merge(other);
             },
             BatchSize::SmallInput,
         );
