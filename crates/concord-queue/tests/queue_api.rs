@@ -1,6 +1,11 @@
 //! The conflict queue end to end on two engines: resolvers, watching,
 //! listing, purging.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on error, as the tests do"
+)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
