@@ -1,0 +1,137 @@
+//! The store's on-disk layout: tree names and key encodings.
+
+use concord_core::{Collection, EntityKey};
+use concord_crdt::RegionId;
+
+/// Per-origin logs: one record per appended `WriteBatch`.
+pub(crate) const LOG: &str = "log";
+/// Checkpointed entity states.
+pub(crate) const ENTITIES: &str = "entities";
+/// Checkpointed conflict-queue items.
+pub(crate) const QUEUE: &str = "queue";
+/// Checkpointed loser records.
+pub(crate) const LOSERS: &str = "losers";
+/// Checkpointed cursors and engine metadata.
+pub(crate) const META: &str = "meta";
+
+/// The key of the checkpoint's cursors in [`META`].
+pub(crate) const META_CURSORS: &[u8] = b"cursors";
+/// The key of the checkpoint's `EngineMeta` in [`META`].
+pub(crate) const META_ENGINE: &[u8] = b"engine";
+
+/// The length of a log key.
+const LOG_KEY_LEN: usize = 10;
+
+/// The key of the log record of `origin` whose first write is `first_seq`:
+/// big endian, so keys sort by origin, then seq.
+pub(crate) fn log_key(origin: RegionId, first_seq: u64) -> [u8; LOG_KEY_LEN] {
+    let mut key = [0u8; LOG_KEY_LEN];
+    key[..2].copy_from_slice(&origin.get().to_be_bytes());
+    key[2..].copy_from_slice(&first_seq.to_be_bytes());
+    key
+}
+
+/// The origin and first seq a log key names, if it is one.
+pub(crate) fn parse_log_key(key: &[u8]) -> Option<(RegionId, u64)> {
+    let key: &[u8; LOG_KEY_LEN] = key.try_into().ok()?;
+    let (origin, seq) = key.split_at(2);
+    let origin = u16::from_be_bytes(origin.try_into().ok()?);
+    let seq = u64::from_be_bytes(seq.try_into().ok()?);
+    Some((RegionId::new(origin), seq))
+}
+
+/// The key of a queue item or loser record: its id, big endian.
+pub(crate) fn id_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+/// The id an id key names, if it is one.
+pub(crate) fn parse_id_key(key: &[u8]) -> Option<u64> {
+    key.try_into().ok().map(u64::from_be_bytes)
+}
+
+/// The key of an entity: the collection name, a zero byte (which no
+/// collection name holds), then the key's bytes. Sorts as [`EntityKey`] does.
+pub(crate) fn entity_key(entity: &EntityKey) -> Vec<u8> {
+    let name = entity.collection.as_str().as_bytes();
+    let mut key = Vec::with_capacity(name.len() + 1 + entity.key.len());
+    key.extend_from_slice(name);
+    key.push(0);
+    key.extend_from_slice(&entity.key);
+    key
+}
+
+/// The entity an entity key names, or why it names none.
+pub(crate) fn parse_entity_key(key: &[u8]) -> Result<EntityKey, String> {
+    let split = key
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or("an entity key has no zero byte after its collection")?;
+    let (name, rest) = key.split_at(split);
+    let name = std::str::from_utf8(name)
+        .map_err(|e| format!("the collection of an entity key is not UTF-8: {e}"))?;
+    let collection =
+        Collection::new(name).map_err(|e| format!("an entity key's collection: {e}"))?;
+    Ok(EntityKey::new(
+        collection,
+        rest.get(1..).unwrap_or_default(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_keys_sort_by_origin_then_seq_and_round_trip() {
+        let keys = [
+            log_key(RegionId::new(1), 2),
+            log_key(RegionId::new(1), 256),
+            log_key(RegionId::new(1), u64::MAX),
+            log_key(RegionId::new(2), 0),
+            log_key(RegionId::new(0x0100), 1),
+        ];
+        assert!(keys.windows(2).all(|p| p[0] < p[1]));
+        assert_eq!(
+            parse_log_key(&log_key(RegionId::new(0xABCD), 1 << 50)),
+            Some((RegionId::new(0xABCD), 1 << 50))
+        );
+        assert_eq!(parse_log_key(&[0; 9]), None);
+        assert_eq!(parse_log_key(&[0; 11]), None);
+    }
+
+    #[test]
+    fn id_keys_round_trip_and_sort() {
+        assert!(id_key(255) < id_key(256));
+        assert_eq!(parse_id_key(&id_key(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_id_key(b"short"), None);
+    }
+
+    #[test]
+    fn entity_keys_sort_like_entity_keys_and_round_trip() {
+        let entity = |c: &str, k: &[u8]| EntityKey::new(Collection::new(c).unwrap(), k);
+        let mut entities = vec![
+            entity("profiles", b""),
+            entity("p", b"rofiles"),
+            entity("profiles", &[0, 0xff]),
+            entity("profiles.v2", b"a"),
+            entity("profiles", b"alice"),
+            entity("a", &[0xff; 3]),
+        ];
+        let mut by_bytes = entities.clone();
+        by_bytes.sort_by_key(entity_key);
+        entities.sort();
+        assert_eq!(by_bytes, entities);
+        for e in &entities {
+            assert_eq!(parse_entity_key(&entity_key(e)).as_ref(), Ok(e));
+        }
+    }
+
+    #[test]
+    fn malformed_entity_keys_are_refused() {
+        assert!(parse_entity_key(b"no-separator").is_err());
+        assert!(parse_entity_key(b"\0key").is_err());
+        assert!(parse_entity_key(b"has space\0key").is_err());
+        assert!(parse_entity_key(&[0xff, 0xfe, 0, 1]).is_err());
+    }
+}

@@ -1,0 +1,83 @@
+//! Encoding and decoding stored records, and the errors of doing so.
+
+use concord_core::CoreError;
+use concord_crdt::{CrdtError, codec};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A sled failure, as the engine sees it.
+pub(crate) fn backend(e: sled::Error) -> CoreError {
+    CoreError::Backend(format!("sled: {e}"))
+}
+
+/// Where a record lies: its tree and its key, in hex.
+pub(crate) fn location(tree: &str, key: &[u8]) -> String {
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    format!("tree {tree:?}, key 0x{hex}")
+}
+
+/// A record that decoded but makes no sense where it lies (a key of the
+/// wrong shape, a value that disagrees with its key).
+pub(crate) fn corrupt(what: &'static str, tree: &str, key: &[u8], reason: String) -> CoreError {
+    CoreError::CorruptRecord {
+        what,
+        location: location(tree, key),
+        source: CrdtError::Malformed {
+            source: Box::new(bincode::error::DecodeError::OtherString(reason)),
+        },
+    }
+}
+
+/// Encodes a record, refusing one too large for [`codec::decode`] to read back.
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, CoreError> {
+    let bytes =
+        codec::encode(value).map_err(|e| CoreError::Backend(format!("encoding a {what}: {e}")))?;
+    if bytes.len() > codec::MAX_RECORD_BYTES {
+        return Err(CoreError::TooLarge {
+            what,
+            len: bytes.len(),
+            max: codec::MAX_RECORD_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Decodes the record at `key` of `tree`; any failure is a
+/// [`CoreError::CorruptRecord`] that names both.
+pub(crate) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    tree: &str,
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, CoreError> {
+    codec::decode(bytes).map_err(|source| CoreError::CorruptRecord {
+        what,
+        location: location(tree, key),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_a_corrupt_record_naming_tree_and_key() {
+        let err = decode::<u64>("cursor", "meta", b"ab", &[0xde, 0xad]).unwrap_err();
+        let CoreError::CorruptRecord { what, location, .. } = &err else {
+            panic!("expected CorruptRecord, got {err}");
+        };
+        assert_eq!(*what, "cursor");
+        assert_eq!(location, "tree \"meta\", key 0x6162");
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let bytes = encode("number", &(7u64, "x")).unwrap();
+        let back: (u64, String) = decode("number", "t", b"k", &bytes).unwrap();
+        assert_eq!(back, (7, "x".to_owned()));
+    }
+}

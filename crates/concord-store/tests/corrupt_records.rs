@@ -1,0 +1,253 @@
+//! Bytes a disk can hold never make the store panic: a record that does not
+//! decode, or does not match its key, is `CoreError::CorruptRecord` naming
+//! its tree and key.
+
+use std::path::Path;
+
+use concord_core::storage_conformance::{sample_batch, sample_delta};
+use concord_core::{CoreError, Storage};
+use concord_crdt::{RegionId, codec};
+use concord_store::SledStore;
+use tempfile::TempDir;
+
+const A: RegionId = RegionId::new(1);
+const B: RegionId = RegionId::new(2);
+
+/// A store with a checkpoint and two origins' logs (A in three records).
+fn populated() -> TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut store = SledStore::open(dir.path()).expect("a new store opens");
+    store
+        .append(&[
+            sample_batch(A, 1..=3),
+            sample_batch(A, 4..=6),
+            sample_batch(B, 1..=2),
+        ])
+        .expect("valid appends");
+    store
+        .append(&[sample_batch(A, 7..=9)])
+        .expect("a valid append");
+    store.checkpoint(&sample_delta()).expect("a checkpoint");
+    store.sync().expect("a sync");
+    dir
+}
+
+/// Changes the closed store at `path` through sled directly.
+fn tamper(path: &Path, tree: &str, change: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(path).expect("the closed store opens in sled");
+    change(&db.open_tree(tree).expect("the tree opens"));
+    db.flush().expect("sled flushes");
+}
+
+/// The keys of `tree`, in order.
+fn keys(path: &Path, tree: &str) -> Vec<Vec<u8>> {
+    let db = sled::open(path).expect("the closed store opens in sled");
+    let tree = db.open_tree(tree).expect("the tree opens");
+    tree.iter()
+        .map(|e| e.expect("sled reads its keys").0.to_vec())
+        .collect()
+}
+
+fn assert_corrupt<T: std::fmt::Debug>(result: Result<T, CoreError>, tree: &str, case: &str) {
+    match result {
+        Err(CoreError::CorruptRecord { location, .. }) => assert!(
+            location.contains(&format!("{tree:?}")),
+            "{case}: the error's location {location:?} does not name tree {tree:?}"
+        ),
+        other => panic!("{case}: expected CorruptRecord in tree {tree:?}, got {other:?}"),
+    }
+}
+
+/// Bytes that are not a record of the expected type: empty, an unknown
+/// format version, a truncated or overlong body, a record of another type,
+/// and pseudo-random noise.
+fn garbage(real: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut cases = vec![
+        ("empty".to_owned(), Vec::new()),
+        ("unknown version".to_owned(), [&[9u8][..], real].concat()),
+        ("version byte only".to_owned(), vec![codec::FORMAT_VERSION]),
+        (
+            "truncated".to_owned(),
+            real[..real.len().saturating_sub(3).max(1)].to_vec(),
+        ),
+        ("trailing bytes".to_owned(), [real, &[0, 1]].concat()),
+        (
+            "huge length prefix".to_owned(),
+            [&[codec::FORMAT_VERSION][..], &[0xff; 12]].concat(),
+        ),
+        (
+            "another type".to_owned(),
+            codec::encode(&"not this record").expect("a string encodes"),
+        ),
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for n in 0..16 {
+        let len = 1 + (n * 7) % 64;
+        let noise = (0..len)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (state >> 56) as u8
+            })
+            .map(|b| if n % 2 == 0 { b } else { b & 0x7f })
+            .collect::<Vec<u8>>();
+        let mut noise = noise;
+        noise[0] = codec::FORMAT_VERSION;
+        cases.push((format!("noise {n}"), noise));
+    }
+    cases
+}
+
+/// Each checkpoint tree, each record, each kind of garbage: loading the
+/// checkpoint says which record is corrupt.
+#[test]
+fn garbage_in_any_checkpoint_tree_is_a_corrupt_record() {
+    let dir = populated();
+    for tree in ["entities", "queue", "losers", "meta"] {
+        let all = keys(dir.path(), tree);
+        assert!(!all.is_empty(), "the sample checkpoint fills tree {tree}");
+        for key in all {
+            let db = sled::open(dir.path()).unwrap();
+            let real = db.open_tree(tree).unwrap().get(&key).unwrap().unwrap();
+            drop(db);
+            for (case, bytes) in garbage(&real) {
+                tamper(dir.path(), tree, |t| {
+                    t.insert(&key, bytes).unwrap();
+                });
+                let store = SledStore::open(dir.path()).unwrap();
+                assert_corrupt(
+                    store.load_checkpoint(),
+                    tree,
+                    &format!("{tree} {key:x?} {case}"),
+                );
+                drop(store);
+            }
+            tamper(dir.path(), tree, |t| {
+                t.insert(&key, real).unwrap();
+            });
+        }
+    }
+    // Restored, it loads again.
+    let store = SledStore::open(dir.path()).unwrap();
+    let loaded = store.load_checkpoint().unwrap();
+    assert_eq!(loaded.entities.len(), sample_delta().entities.len());
+}
+
+/// Keys that no record of their tree can have, and records under the key of
+/// another, are corrupt too.
+#[test]
+fn misplaced_records_are_corrupt_records() {
+    let dir = populated();
+    type Change = fn(&sled::Tree);
+    let cases: [(&str, &str, Change); 5] = [
+        ("entities", "a key without a collection separator", |t| {
+            let (_, v) = t.first().unwrap().unwrap();
+            t.insert(b"no-separator", v).unwrap();
+        }),
+        ("entities", "a key with an invalid collection", |t| {
+            let (_, v) = t.first().unwrap().unwrap();
+            t.insert(b"bad name\0key", v).unwrap();
+        }),
+        ("queue", "a key that is not 8 bytes", |t| {
+            let (_, v) = t.first().unwrap().unwrap();
+            t.insert(b"abc", v).unwrap();
+        }),
+        ("queue", "an item under another item's id", |t| {
+            let (_, v) = t.first().unwrap().unwrap();
+            t.insert(1000u64.to_be_bytes(), v).unwrap();
+        }),
+        ("losers", "a record under another record's id", |t| {
+            let (_, v) = t.first().unwrap().unwrap();
+            t.insert(77u64.to_be_bytes(), v).unwrap();
+        }),
+    ];
+    for (tree, case, change) in cases {
+        let before = keys(dir.path(), tree);
+        tamper(dir.path(), tree, change);
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_corrupt(store.load_checkpoint(), tree, case);
+        drop(store);
+        // Put the tree back as it was.
+        tamper(dir.path(), tree, |t| {
+            for entry in t.iter() {
+                let (k, _) = entry.unwrap();
+                if !before.iter().any(|b| b[..] == k[..]) {
+                    t.remove(k).unwrap();
+                }
+            }
+        });
+    }
+    SledStore::open(dir.path())
+        .unwrap()
+        .load_checkpoint()
+        .unwrap();
+}
+
+/// A corrupt record inside a log fails the reads that reach it, and only
+/// those; it can still be trimmed away.
+#[test]
+fn a_corrupt_log_record_fails_the_reads_that_reach_it() {
+    let dir = populated();
+    let log_keys = keys(dir.path(), "log");
+    // A's records start at 1, 4 and 7: spoil the middle one.
+    let middle = log_keys[1].clone();
+    assert_eq!(&middle[..2], &A.get().to_be_bytes());
+    for (case, bytes) in garbage(&codec::encode(&sample_batch(A, 4..=6)).unwrap()) {
+        tamper(dir.path(), "log", |t| {
+            t.insert(&middle, bytes).unwrap();
+        });
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_corrupt(store.read_log(A, 1, 100), "log", &case);
+        assert_corrupt(store.read_log(A, 5, 1), "log", &case);
+        // Reads that start past it, and other origins, still work.
+        assert_eq!(store.read_log(A, 8, 100).unwrap().len(), 2);
+        assert_eq!(store.read_log(B, 1, 100).unwrap().len(), 2);
+        // A read that stops before it never decodes it.
+        assert_eq!(store.read_log(A, 1, 3).unwrap().len(), 3);
+        assert_eq!(store.log_bounds().unwrap().len(), 2);
+    }
+    let mut store = SledStore::open(dir.path()).unwrap();
+    store.trim_log(A, 6).unwrap();
+    let rest = store.read_log(A, 7, 100).unwrap();
+    assert_eq!(rest, sample_batch(A, 7..=9).writes);
+}
+
+/// A valid batch stored under a key that does not match it is corrupt.
+#[test]
+fn a_log_record_under_the_wrong_key_is_corrupt() {
+    let dir = populated();
+    let log_keys = keys(dir.path(), "log");
+    let misplaced = codec::encode(&sample_batch(B, 4..=6)).unwrap();
+    tamper(dir.path(), "log", |t| {
+        t.insert(&log_keys[1], misplaced).unwrap();
+    });
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_corrupt(
+        store.read_log(A, 1, 100),
+        "log",
+        "a batch of another origin",
+    );
+}
+
+/// The end of a log must be readable to continue it: a store whose last
+/// record of an origin is corrupt refuses to open, with a CorruptRecord.
+#[test]
+fn a_corrupt_last_log_record_fails_the_open() {
+    let dir = populated();
+    let log_keys = keys(dir.path(), "log");
+    let last_of_a = log_keys[2].clone();
+    for (case, bytes) in garbage(&codec::encode(&sample_batch(A, 7..=9)).unwrap()) {
+        tamper(dir.path(), "log", |t| {
+            t.insert(&last_of_a, bytes).unwrap();
+        });
+        assert_corrupt(SledStore::open(dir.path()), "log", &case);
+    }
+    // A key of the wrong shape at the end of the tree, too.
+    tamper(dir.path(), "log", |t| {
+        t.insert(&last_of_a, codec::encode(&sample_batch(A, 7..=9)).unwrap())
+            .unwrap();
+        t.insert([0xff; 3], vec![codec::FORMAT_VERSION]).unwrap();
+    });
+    assert_corrupt(SledStore::open(dir.path()), "log", "a short key");
+}
