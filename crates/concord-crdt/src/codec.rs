@@ -33,10 +33,11 @@ fn config() -> impl bincode::config::Config {
 /// ```
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CrdtError> {
     let mut out = vec![FORMAT_VERSION];
-    bincode::serde::encode_into_std_write(value, &mut out, config())
-        .map_err(|source| CrdtError::Encode {
+    bincode::serde::encode_into_std_write(value, &mut out, config()).map_err(|source| {
+        CrdtError::Encode {
             source: Box::new(source),
-        })?;
+        }
+    })?;
     Ok(out)
 }
 
@@ -63,10 +64,11 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
             supported: FORMAT_VERSION,
         });
     }
-    let (value, read) = bincode::serde::decode_from_slice(body, config())
-        .map_err(|source| CrdtError::Malformed {
+    let (value, read) = bincode::serde::decode_from_slice(body, config()).map_err(|source| {
+        CrdtError::Malformed {
             source: Box::new(source),
-        })?;
+        }
+    })?;
     if read != body.len() {
         return Err(CrdtError::TrailingBytes {
             count: body.len() - read,
