@@ -6,15 +6,15 @@ use concord_clock::WallTime;
 
 use crate::{EntityKey, LoserRecord, Version, WriteRef};
 
-/// Keeps the newest losers in memory, up to a capacity, and what changed
-/// since the last checkpoint.
+/// Keeps the newest losers in memory, up to a capacity. Records newer than
+/// the last checkpoint are a suffix of the log, so nothing is copied twice.
 #[derive(Debug)]
 pub(crate) struct LoserLog {
     records: VecDeque<LoserRecord>,
     capacity: usize,
     next_id: u64,
-    /// Records added since the last checkpoint.
-    fresh: Vec<LoserRecord>,
+    /// Records with an id below this are in the last checkpoint.
+    checkpointed_below: u64,
     /// Records with an id at or below this are gone (evicted or purged).
     purged_through: Option<u64>,
 }
@@ -25,7 +25,7 @@ impl LoserLog {
             records: records.into(),
             capacity: capacity.max(1),
             next_id,
-            fresh: Vec::new(),
+            checkpointed_below: next_id,
             purged_through: None,
         }
     }
@@ -38,20 +38,17 @@ impl LoserLog {
         winner: WriteRef,
         at: WallTime,
     ) -> bool {
-        let record = LoserRecord {
+        self.records.push_back(LoserRecord {
             id: self.next_id,
             entity,
             loser,
             winner,
             at,
-        };
+        });
         self.next_id += 1;
-        self.fresh.push(record.clone());
-        self.records.push_back(record);
         if self.records.len() > self.capacity {
             if let Some(old) = self.records.pop_front() {
                 self.purged_through = Some(old.id);
-                self.fresh.retain(|r| r.id > old.id);
             }
             return true;
         }
@@ -64,7 +61,6 @@ impl LoserLog {
         while self.records.front().is_some_and(|r| r.at < before) {
             if let Some(old) = self.records.pop_front() {
                 self.purged_through = Some(old.id);
-                self.fresh.retain(|r| r.id > old.id);
                 n += 1;
             }
         }
@@ -79,8 +75,55 @@ impl LoserLog {
         self.next_id
     }
 
-    /// What changed since the last checkpoint, and forget it.
+    /// Records added and the purge point since the last checkpoint; marks them checkpointed.
     pub(crate) fn take_delta(&mut self) -> (Vec<LoserRecord>, Option<u64>) {
-        (std::mem::take(&mut self.fresh), self.purged_through.take())
+        let since = self.checkpointed_below;
+        let start = self.records.partition_point(|r| r.id < since);
+        let fresh = self.records.range(start..).cloned().collect();
+        self.checkpointed_below = self.next_id;
+        (fresh, self.purged_through.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Collection;
+    use concord_clock::HlcTime;
+    use concord_crdt::RegionId;
+
+    fn push(log: &mut LoserLog, n: u64) -> bool {
+        let w = WriteRef {
+            origin: RegionId::new(1),
+            seq: n,
+        };
+        log.push(
+            EntityKey::new(Collection::new("c").unwrap(), b"k".to_vec()),
+            Version {
+                value: None,
+                write: w,
+                hlc: HlcTime::MIN,
+                wall: WallTime::from_micros(i64::try_from(n).unwrap()),
+            },
+            w,
+            WallTime::from_micros(i64::try_from(n).unwrap()),
+        )
+    }
+
+    #[test]
+    fn delta_holds_only_records_since_the_last_checkpoint() {
+        let mut log = LoserLog::new(3, 0, Vec::new());
+        push(&mut log, 1);
+        push(&mut log, 2);
+        let (fresh, purged) = log.take_delta();
+        assert_eq!(fresh.iter().map(|r| r.id).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(purged, None);
+        assert!(!push(&mut log, 3));
+        assert!(push(&mut log, 4), "over capacity evicts");
+        let (fresh, purged) = log.take_delta();
+        assert_eq!(fresh.iter().map(|r| r.id).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(purged, Some(0));
+        assert_eq!(log.purge_before(WallTime::from_micros(4)), 2);
+        assert_eq!(log.records().len(), 1);
     }
 }
