@@ -59,10 +59,12 @@ fn field_numbers_are_stable() {
                 ("context", 8),
                 ("epoch", 9),
                 ("dot", 10),
+                ("policy", 11),
                 ("set", 20),
                 ("delete", 21),
                 ("counter", 22),
                 ("resolution", 23),
+                ("withheld", 24),
             ],
         ),
         (
@@ -104,5 +106,5 @@ fn tagged_write_ops_form_one_oneof() {
         .filter(|f| f.oneof_index == Some(i32::try_from(op_index).expect("small")))
         .map(|f| f.name())
         .collect();
-    assert_eq!(in_op, ["set", "delete", "counter", "resolution"]);
+    assert_eq!(in_op, ["set", "delete", "counter", "resolution", "withheld"]);
 }
