@@ -222,8 +222,35 @@ impl<S: Storage> Engine<S> {
 
     /// Applies every logged write past the checkpoint's cursors.
     fn replay(&mut self) -> Result<(), CoreError> {
-        let mut newest_own: Option<HlcTime> = None;
+        // The newest stamp this node holds (every version in the
+        // checkpointed state, every replayed write, its own last write) that
+        // the HLC can absorb. A resolution of a held future write is stamped
+        // past that write, beyond the drift bound: the HLC could not absorb
+        // it when it was made either, and it must neither keep the node from
+        // reopening nor keep the HLC from absorbing every other stamp.
+        let limit =
+            self.clock.now().as_millis().saturating_add(
+                i64::try_from(self.config.max_skew.as_millis()).unwrap_or(i64::MAX),
+            );
+        let absorbable = |t: &HlcTime| t.physical_millis() <= limit;
+        let mut newest: Option<HlcTime> = self
+            .entities
+            .values()
+            .flat_map(|e| {
+                e.states()
+                    .iter()
+                    .flat_map(|s| e.versions(crate::entity::policy_of(s)))
+            })
+            .map(|v| v.hlc)
+            .filter(absorbable)
+            .max();
         for (origin, bounds) in self.storage.log_bounds()? {
+            if origin == self.config.region
+                && let Some(last) = self.storage.read_log(origin, bounds.last, 1)?.first()
+                && absorbable(&last.hlc)
+            {
+                newest = newest.max(Some(last.hlc));
+            }
             let mut next = self.cursor(origin) + 1;
             while next <= bounds.last {
                 let chunk = self.storage.read_log(origin, next, 4096)?;
@@ -239,8 +266,8 @@ impl<S: Storage> Engine<S> {
                             last: bounds.last,
                         });
                     }
-                    if w.origin == self.config.region {
-                        newest_own = newest_own.max(Some(w.hlc));
+                    if absorbable(&w.hlc) {
+                        newest = newest.max(Some(w.hlc));
                     }
                     self.apply_logged(&w, Source::Replay)?;
                     next += 1;
@@ -248,9 +275,13 @@ impl<S: Storage> Engine<S> {
             }
             self.durable.insert(origin, self.cursor(origin));
         }
-        if let Some(t) = newest_own {
-            // Never stamp a new write below one this region already made.
-            self.hlc.update(t)?;
+        if let Some(t) = newest {
+            // Never stamp a new write below one this region already made or
+            // applied (the HLC had absorbed those before the restart).
+            match self.hlc.update(t) {
+                Ok(_) | Err(concord_clock::ClockError::DriftExceeded { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }
@@ -702,6 +733,12 @@ impl<S: Storage> Engine<S> {
             Err(CoreError::WrongOpKind { .. }) => self.stats.wrong_op_kind += 1,
             Err(CoreError::Merge(_)) => self.stats.merge_refused += 1,
             Err(e) => return Err(e),
+        }
+        if source != Source::Local && self.queue.release_future(w.write_ref(), self.clock.now()) {
+            // Its future-timestamp item may outlive the hold: checkpointed
+            // open, then the write arrived again after a crash (or replay
+            // applied it once released). Applied means released.
+            self.stats.conflicts_closed += 1;
         }
         self.applied.insert(w.origin, w.seq);
         self.applied_wall.insert(w.origin, w.wall);
