@@ -106,5 +106,8 @@ fn tagged_write_ops_form_one_oneof() {
         .filter(|f| f.oneof_index == Some(i32::try_from(op_index).expect("small")))
         .map(|f| f.name())
         .collect();
-    assert_eq!(in_op, ["set", "delete", "counter", "resolution", "withheld"]);
+    assert_eq!(
+        in_op,
+        ["set", "delete", "counter", "resolution", "withheld"]
+    );
 }

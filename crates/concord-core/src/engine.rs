@@ -134,6 +134,10 @@ pub struct Engine<S: Storage> {
     pub(crate) known_heads: BTreeMap<RegionId, Head>,
     /// Local writes accepted since the last commit (one log record at commit).
     pub(crate) pending_local: Vec<TaggedWrite>,
+    /// Per entity: the lowest dot counter of this region's writes not yet
+    /// durable. Reads leave those dots out of the contexts they return: a
+    /// crash may lose the writes, and their dots would then be given again.
+    pub(crate) pending_dots: HashMap<EntityKey, u64>,
     pub(crate) peers: BTreeMap<RegionId, PeerLink>,
     /// Remote writes received ahead of a missing seq, per origin.
     pub(crate) held: BTreeMap<RegionId, BTreeMap<u64, TaggedWrite>>,
@@ -208,6 +212,7 @@ impl<S: Storage> Engine<S> {
             applied_wall: BTreeMap::new(),
             known_heads: BTreeMap::new(),
             pending_local: Vec::new(),
+            pending_dots: HashMap::new(),
             peers,
             held: BTreeMap::new(),
             held_future: BTreeMap::new(),
@@ -560,6 +565,9 @@ impl<S: Storage> Engine<S> {
             ),
             _ => None,
         };
+        if let Some(d) = dot {
+            self.pending_dots.entry(entity.clone()).or_insert(d.counter);
+        }
         let write = TaggedWrite {
             id: TaggedWrite::make_id(region, seq, wall),
             origin: region,
@@ -621,7 +629,20 @@ impl<S: Storage> Engine<S> {
                     .filter(|v| v.value.is_some())
                     .cloned()
                     .collect();
-                let context = entity.context(policy);
+                let mut context = entity.context(policy);
+                let own = self.config.region;
+                if let Some(low) = self
+                    .pending_dots
+                    .get(&EntityKey::new(collection.clone(), key.to_vec()))
+                    && context.get(own) >= *low
+                {
+                    // Hand out only dots that survive a crash (see `pending_dots`).
+                    context = VersionVector::from_entries(
+                        context
+                            .iter()
+                            .map(|(r, n)| if r == own { (r, low - 1) } else { (r, n) }),
+                    );
+                }
                 if versions.is_empty() && context.is_empty() {
                     ReadValue::Missing
                 } else {
@@ -757,6 +778,7 @@ impl<S: Storage> Engine<S> {
             self.storage.append(std::slice::from_ref(&batch))?;
         }
         self.storage.sync()?;
+        self.pending_dots.clear();
         let advanced = self.durable != self.applied;
         self.durable = self.applied.clone();
         let mut outgoing = Vec::new();

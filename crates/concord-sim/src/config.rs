@@ -69,9 +69,9 @@ pub struct SimConfig {
     pub faults: FaultRates,
     /// Clients also remember contexts read while the node held writes to
     /// the entity that were not yet durable, and write with them later,
-    /// elsewhere. Off by default: it exposes a known engine bug (a crash
-    /// loses such a write, its dot is handed out again, and the remembered
-    /// context silently drops the new write; see the crate README).
+    /// elsewhere. On by default: the engine leaves such writes' dots out of
+    /// the contexts it hands out, so a crash that loses them cannot make a
+    /// remembered context cover a later write that reuses the dot.
     pub dirty_contexts: bool,
 }
 
@@ -83,7 +83,7 @@ impl SimConfig {
             nodes: 3,
             steps: 400,
             faults: FaultRates::default(),
-            dirty_contexts: false,
+            dirty_contexts: true,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Runs any number of simulation seeds:
-//! `concord-sim --seeds 1000 [--from S] [--nodes 3] [--steps 400] [--dirty-contexts] [--verbose]`.
+//! `concord-sim --seeds 1000 [--from S] [--nodes 3] [--steps 400] [--clean-contexts] [--verbose]`.
 //!
 //! Prints progress; on the first failure prints `FAILED seed=<n>: <violation>`
 //! and exits 1.
@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use concord_sim::{Sim, SimConfig};
 
-const USAGE: &str = "usage: concord-sim [--seeds N] [--from S] [--nodes N] [--steps N] [--dirty-contexts] [--verbose]";
+const USAGE: &str = "usage: concord-sim [--seeds N] [--from S] [--nodes N] [--steps N] [--clean-contexts] [--verbose]";
 
 struct Args {
     seeds: u64,
@@ -27,7 +27,7 @@ fn parse() -> Result<Args, String> {
         nodes: 3,
         steps: 400,
         verbose: false,
-        dirty_contexts: false,
+        dirty_contexts: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -35,8 +35,8 @@ fn parse() -> Result<Args, String> {
             args.verbose = true;
             continue;
         }
-        if flag == "--dirty-contexts" {
-            args.dirty_contexts = true;
+        if flag == "--clean-contexts" {
+            args.dirty_contexts = false;
             continue;
         }
         if flag == "--help" || flag == "-h" {
