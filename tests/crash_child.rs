@@ -38,7 +38,7 @@ fn run(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut step: u64 = 0;
     loop {
         step += 1;
-        if step % 2 == 0 {
+        if step.is_multiple_of(2) {
             engine.write(ClientWrite {
                 collection: crash::collection(),
                 key: LOCAL.to_vec(),
@@ -56,7 +56,7 @@ fn run(dir: &str) -> Result<(), Box<dyn std::error::Error>> {
                 engine.receive(RegionId::new(1), PeerMessage::Batch(batch))?;
             }
         }
-        if step % 7 == 0 {
+        if step.is_multiple_of(7) {
             let report = engine.commit()?;
             writeln!(
                 out,
