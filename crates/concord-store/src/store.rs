@@ -55,7 +55,7 @@ impl SledStore {
     /// decode: the store could not tell where that log continues.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, CoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = sled::Config::new().path(&path).open().map_err(backend)?;
+        let db = open_db(&path)?;
         let log = Log::open(db.open_tree(LOG).map_err(backend)?)?;
         let state = State::open(&db)?;
         Ok(Self {
@@ -69,6 +69,28 @@ impl SledStore {
     /// The directory the store lives in.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// How long [`open_db`] waits for the database's file lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the sled database, waiting briefly for its file lock: a store of the
+/// same directory dropped a moment ago (a restart within one process) may
+/// still be finishing its last flush on sled's background thread. A lock held
+/// for longer is an error, as before.
+fn open_db(path: &Path) -> Result<sled::Db, CoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new().path(path).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(backend(e)),
+        }
     }
 }
 
