@@ -73,7 +73,7 @@ impl SledStore {
 }
 
 /// How long [`open_db`] waits for the database's file lock.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Opens the sled database, waiting briefly for its file lock: a store of the
 /// same directory dropped a moment ago (a restart within one process) may
@@ -84,13 +84,24 @@ fn open_db(path: &Path) -> Result<sled::Db, CoreError> {
     loop {
         match sled::Config::new().path(path).open() {
             Ok(db) => return Ok(db),
+            // sled reports a held lock as an I/O error of its own wording.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT =>
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             Err(e) => return Err(backend(e)),
         }
+    }
+}
+
+impl Drop for SledStore {
+    /// Flushes before closing, so no write-out is left running on sled's
+    /// background threads holding the directory's lock after the store is gone.
+    fn drop(&mut self) {
+        // Nothing to report to: every acknowledged write was synced already.
+        let _ = self.db.flush();
     }
 }
 
