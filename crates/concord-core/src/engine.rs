@@ -1,10 +1,12 @@
 //! The engine: one region's replication state machine over a [`Storage`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use concord_clock::{Clock, Hlc, HlcTime, SkewGuard, SkewVerdict, WallTime};
 use concord_crdt::{PnTotals, RegionId, Stamp, VersionVector};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::conflict_queue::ConflictQueue;
 use crate::lag::LagTracker;
@@ -654,7 +656,6 @@ impl<S: Storage> Engine<S> {
 
     /// Applies one write to state, queue and loser log. On error nothing changed.
     pub(crate) fn apply_write(&mut self, w: &TaggedWrite, source: Source) -> Result<(), CoreError> {
-        let now = self.clock.now();
         if let Op::Configure(config) = &w.op {
             let stamp = (w.hlc, w.write_ref());
             let newer = self
@@ -680,7 +681,12 @@ impl<S: Storage> Engine<S> {
             self.stats.unknown_collection += 1;
         }
         let key = w.entity();
-        let entity = self.entities.entry(key.clone()).or_default();
+        if !self.entities.contains_key(&key) {
+            self.entities.insert(key.clone(), Entity::new());
+        }
+        let Some(entity) = self.entities.get_mut(&key) else {
+            unreachable!("inserted above");
+        };
         let effect = match entity.apply(w) {
             Ok(effect) => effect,
             Err(e) => {
@@ -690,6 +696,16 @@ impl<S: Storage> Engine<S> {
                 return Err(e);
             }
         };
+        if matches!(
+            effect,
+            Effect::Won | Effect::Counted | Effect::Duplicate | Effect::AlreadySeen
+        ) && !matches!(w.op, Op::Resolve { .. })
+        {
+            // The common case: nothing to log or queue.
+            self.dirty.insert(key);
+            return Ok(());
+        }
+        let now = self.clock.now();
         self.dirty.insert(key.clone());
         match effect {
             Effect::LwwLoser { loser, winner } => {
@@ -775,7 +791,7 @@ impl<S: Storage> Engine<S> {
                 origin: self.config.region,
                 writes: std::mem::take(&mut self.pending_local),
             };
-            self.storage.append(std::slice::from_ref(&batch))?;
+            self.storage.append(vec![batch])?;
         }
         self.storage.sync()?;
         self.pending_dots.clear();

@@ -87,13 +87,13 @@ fn last_seq(durable: &Durable, unsynced: &[WriteBatch], origin: RegionId) -> Opt
 }
 
 impl Storage for MemoryStorage {
-    fn append(&mut self, batches: &[WriteBatch]) -> Result<(), CoreError> {
+    fn append(&mut self, batches: Vec<WriteBatch>) -> Result<(), CoreError> {
         let mut inner = self.lock();
         let Inner {
             durable, unsynced, ..
         } = &mut *inner;
-        check_append(batches, |o| last_seq(durable, unsynced, o))?;
-        unsynced.extend(batches.iter().filter(|b| !b.writes.is_empty()).cloned());
+        check_append(&batches, |o| last_seq(durable, unsynced, o))?;
+        unsynced.extend(batches.into_iter().filter(|b| !b.writes.is_empty()));
         Ok(())
     }
 

@@ -139,7 +139,7 @@ impl<S: Storage> Engine<S> {
             }
             self.drain(origin, &mut logged)?;
             if !logged.is_empty() {
-                self.storage.append(&[WriteBatch {
+                self.storage.append(vec![WriteBatch {
                     origin,
                     writes: logged,
                 }])?;
@@ -213,7 +213,9 @@ impl<S: Storage> Engine<S> {
     ) -> Result<(), CoreError> {
         if !matches!(w.op, Op::Withheld) {
             let verdict = self.skew_verdict(w.wall);
-            let drift_ok = self.hlc.update(w.hlc).is_ok();
+            // Only a timestamp ahead of ours moves the clock; the rest are
+            // already ordered before our next event.
+            let drift_ok = w.hlc <= self.hlc.last() || self.hlc.update(w.hlc).is_ok();
             if let SkewVerdict::BeyondMaxSkew { ahead_by, .. } = verdict {
                 return self
                     .hold_future(w, i64::try_from(ahead_by.as_micros()).unwrap_or(i64::MAX));
@@ -277,7 +279,7 @@ impl<S: Storage> Engine<S> {
             }
             self.drain(*origin, &mut logged)?;
             if !logged.is_empty() {
-                self.storage.append(&[WriteBatch {
+                self.storage.append(vec![WriteBatch {
                     origin: *origin,
                     writes: logged,
                 }])?;

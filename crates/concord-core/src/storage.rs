@@ -143,7 +143,7 @@ pub trait Storage {
     /// Each batch must be well formed and continue its origin's log (its
     /// first seq is one past the log's last, or the log is empty); otherwise
     /// nothing is appended and the error says why.
-    fn append(&mut self, batches: &[WriteBatch]) -> Result<(), CoreError>;
+    fn append(&mut self, batches: Vec<WriteBatch>) -> Result<(), CoreError>;
 
     /// Makes every append so far durable: one flush covers many appends
     /// (group commit).

@@ -526,7 +526,7 @@ fn sorted(mut c: Checkpoint) -> Checkpoint {
 // ---------------------------------------------------------------------------
 
 fn append_ok<S: Storage>(store: &mut S, batches: &[WriteBatch], check: &str) {
-    if let Err(e) = store.append(batches) {
+    if let Err(e) = store.append(batches.to_vec()) {
         panic!("{check}: append of a valid call was refused: {e}");
     }
 }
@@ -607,7 +607,7 @@ fn assert_refused<S: Storage>(
     why: &str,
     check: &str,
 ) -> CoreError {
-    match store.append(batches) {
+    match store.append(batches.to_vec()) {
         Ok(()) => panic!("{check}: append accepted {why}"),
         Err(e) => e,
     }

@@ -32,7 +32,7 @@ use crate::state::State;
 /// let dir = tempfile::tempdir().expect("a temporary directory");
 /// let origin = RegionId::new(1);
 /// let mut store = SledStore::open(dir.path())?;
-/// store.append(&[sample_batch(origin, 1..=3)])?;
+/// store.append(vec![sample_batch(origin, 1..=3)])?;
 /// store.sync()?; // durable: clients may be acknowledged
 /// drop(store);
 ///
@@ -115,8 +115,8 @@ impl fmt::Debug for SledStore {
 }
 
 impl Storage for SledStore {
-    fn append(&mut self, batches: &[WriteBatch]) -> Result<(), CoreError> {
-        self.log.append(batches)
+    fn append(&mut self, batches: Vec<WriteBatch>) -> Result<(), CoreError> {
+        self.log.append(&batches)
     }
 
     fn sync(&mut self) -> Result<(), CoreError> {

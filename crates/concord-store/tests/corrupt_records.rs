@@ -18,14 +18,14 @@ fn populated() -> TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let mut store = SledStore::open(dir.path()).expect("a new store opens");
     store
-        .append(&[
+        .append(vec![
             sample_batch(A, 1..=3),
             sample_batch(A, 4..=6),
             sample_batch(B, 1..=2),
         ])
         .expect("valid appends");
     store
-        .append(&[sample_batch(A, 7..=9)])
+        .append(vec![sample_batch(A, 7..=9)])
         .expect("a valid append");
     store.checkpoint(&sample_delta()).expect("a checkpoint");
     store.sync().expect("a sync");

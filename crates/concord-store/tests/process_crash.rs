@@ -27,7 +27,7 @@ const ALL_CALLS: u64 = 3_000;
 /// Call `k` (from 0) appends two writes of A and one of B, in one call.
 fn call(store: &mut SledStore, k: u64) {
     store
-        .append(&[
+        .append(vec![
             sample_batch(A, 2 * k + 1..=2 * k + 2),
             sample_batch(B, k + 1..=k + 1),
         ])

@@ -15,7 +15,7 @@ fn logs_and_checkpoints_survive_a_reopen() {
     // Many appends, one flush.
     for (b, a) in (1..=50).zip((1..=200).step_by(4)) {
         store
-            .append(&[sample_batch(A, a..=a + 3), sample_batch(B, b..=b)])
+            .append(vec![sample_batch(A, a..=a + 3), sample_batch(B, b..=b)])
             .unwrap();
     }
     store.sync().unwrap();
@@ -51,8 +51,8 @@ fn logs_and_checkpoints_survive_a_reopen() {
         Err(CoreError::LogGap { first: 101, .. })
     ));
     // The reopened store continues each log where it ended.
-    assert!(store.append(&[sample_batch(B, 50..=51)]).is_err());
-    store.append(&[sample_batch(B, 51..=51)]).unwrap();
+    assert!(store.append(vec![sample_batch(B, 50..=51)]).is_err());
+    store.append(vec![sample_batch(B, 51..=51)]).unwrap();
     store.sync().unwrap();
 }
 
