@@ -9,7 +9,7 @@
 //! in-memory storage in the same run, for the ratio.
 //!
 //! ```text
-//! cargo bench -p concord-store --bench sled_apply -- --writes 1000000 --group 4
+//! cargo bench -p concord-store --bench sled_apply -- --writes 1000000 --group 4 [--only sled|memory]
 //! ```
 
 use std::sync::Arc;
@@ -141,17 +141,28 @@ fn arg(name: &str, default: usize) -> usize {
 fn main() {
     let writes = arg("--writes", 500_000);
     let group = arg("--group", 4).max(1);
+    let only = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .unwrap_or_default();
     let msgs = source_batches(writes);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SledStore::open(dir.path()).expect("open sled");
-    let sled_rate = run("sled", store, msgs.clone(), group);
-    let size = dir_size(dir.path());
-    let per_million = size as f64 * 1_000_000.0 / writes as f64;
-    println!(
-        "sled directory: {:.1} MiB for {writes} writes: {:.1} MiB per million writes",
-        size as f64 / 1_048_576.0,
-        per_million / 1_048_576.0
-    );
-    let mem_rate = run("memory", MemoryStorage::new(), msgs, group);
-    println!("sled / memory: {:.2}", sled_rate / mem_rate);
+    let mut sled_rate = None;
+    if only != "memory" {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SledStore::open(dir.path()).expect("open sled");
+        sled_rate = Some(run("sled", store, msgs.clone(), group));
+        let size = dir_size(dir.path());
+        let per_million = size as f64 * 1_000_000.0 / writes as f64;
+        println!(
+            "sled directory: {:.1} MiB for {writes} writes: {:.1} MiB per million writes",
+            size as f64 / 1_048_576.0,
+            per_million / 1_048_576.0
+        );
+    }
+    if only != "sled" {
+        let mem_rate = run("memory", MemoryStorage::new(), msgs, group);
+        if let Some(sled_rate) = sled_rate {
+            println!("sled / memory: {:.2}", sled_rate / mem_rate);
+        }
+    }
 }
