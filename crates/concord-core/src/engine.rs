@@ -100,6 +100,11 @@ pub(crate) struct PeerLink {
     pub(crate) in_flight: u32,
     pub(crate) last_sent: Option<WallTime>,
     pub(crate) last_heard: Option<WallTime>,
+    /// The peer needs writes this node has trimmed: send it a snapshot.
+    pub(crate) needs_snapshot: bool,
+    /// The peer's hello arrived on this connection: its cursors are known,
+    /// so streaming to it can start.
+    pub(crate) greeted: bool,
 }
 
 /// How a write reached [`Engine::apply_write`].
@@ -152,6 +157,11 @@ pub struct Engine<S: Storage> {
     pub(crate) lag: BTreeMap<RegionId, LagTracker>,
     pub(crate) stats: Stats,
     pub(crate) since_checkpoint: u64,
+    /// Per origin: the cursor of the last checkpoint (the log past it is
+    /// needed for replay and is never trimmed).
+    pub(crate) checkpointed: BTreeMap<RegionId, u64>,
+    /// Per origin: the log is trimmed through this seq.
+    pub(crate) trimmed: BTreeMap<RegionId, u64>,
 }
 
 impl<S: Storage> Engine<S> {
@@ -222,8 +232,22 @@ impl<S: Storage> Engine<S> {
             lag,
             stats: Stats::default(),
             since_checkpoint: 0,
+            checkpointed: cursors.iter().copied().collect(),
+            trimmed: BTreeMap::new(),
         };
         engine.replay()?;
+        // What the log no longer holds: below its first record, or all of
+        // it when the log is empty though writes were applied.
+        let bounds: BTreeMap<RegionId, u64> = engine
+            .storage
+            .log_bounds()?
+            .into_iter()
+            .map(|(o, b)| (o, b.first.saturating_sub(1)))
+            .collect();
+        for (origin, applied) in engine.applied.clone() {
+            let trimmed = bounds.get(&origin).copied().unwrap_or(applied);
+            engine.trimmed.insert(origin, trimmed);
+        }
         Ok(engine)
     }
 
@@ -850,6 +874,7 @@ impl<S: Storage> Engine<S> {
             meta,
         })?;
         self.since_checkpoint = 0;
+        self.checkpointed = self.applied.clone();
         Ok(report)
     }
 

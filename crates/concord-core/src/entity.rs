@@ -2,7 +2,7 @@
 
 use concord_clock::{HlcTime, WallTime};
 use concord_crdt::{
-    CrdtError, Dot, Lww, LwwOutcome, MvApplied, MvRegister, PnCounter, Stamp, VersionVector,
+    CrdtError, Dot, Lww, LwwOutcome, Merge, MvApplied, MvRegister, PnCounter, Stamp, VersionVector,
 };
 use serde::{Deserialize, Serialize};
 
@@ -276,6 +276,33 @@ impl Entity {
             }
         }
         Ok(Effect::Counted)
+    }
+
+    /// Joins another replica's state of the same entity into this one (a
+    /// state snapshot): each policy's state merges by its CRDT join. Merges
+    /// are safe to repeat. On error (the two states contradict each other)
+    /// this entity is unchanged.
+    pub fn merge(&mut self, other: &Entity) -> Result<(), CoreError> {
+        let mut merged = self.clone();
+        for theirs in &other.states {
+            match merged.slot(theirs.policy()) {
+                None => merged.states.push(theirs.clone()),
+                Some(mine) => match (mine, theirs) {
+                    (PolicyState::LwwWall(a), PolicyState::LwwWall(b)) => {
+                        a.merge(b)?;
+                    }
+                    (PolicyState::LwwHlc(a), PolicyState::LwwHlc(b)) => {
+                        a.merge(b)?;
+                    }
+                    (PolicyState::Mv(a), PolicyState::Mv(b))
+                    | (PolicyState::Queue(a), PolicyState::Queue(b)) => a.merge(b)?,
+                    (PolicyState::Counter(a), PolicyState::Counter(b)) => a.merge(b)?,
+                    _ => unreachable!("slots are found by policy"),
+                },
+            }
+        }
+        *self = merged;
+        Ok(())
     }
 
     fn slot(&mut self, policy: Policy) -> Option<&mut PolicyState> {

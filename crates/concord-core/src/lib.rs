@@ -19,6 +19,7 @@ mod memory_storage;
 mod peer_message;
 mod policy;
 mod replication;
+mod snapshot;
 mod stats;
 mod storage;
 mod tagged_write;

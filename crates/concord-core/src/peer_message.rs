@@ -4,7 +4,7 @@ use concord_clock::WallTime;
 use concord_crdt::RegionId;
 use serde::{Deserialize, Serialize};
 
-use crate::WriteBatch;
+use crate::{CollectionEntry, Entity, EntityKey, WriteBatch};
 
 /// Per origin, the highest seq a node has (applied, or durable).
 pub type Cursors = Vec<(RegionId, u64)>;
@@ -49,6 +49,16 @@ pub enum PeerMessage {
         origin: RegionId,
         /// The first seq wanted.
         from: u64,
+    },
+    /// The sender's whole durable state, for a peer that needs writes the
+    /// sender has already trimmed from its log. Merging it is safe to repeat.
+    Snapshot {
+        /// The cursors the state reflects.
+        cursors: Cursors,
+        /// Every entity's state.
+        entities: Vec<(EntityKey, Entity)>,
+        /// Collections changed at runtime.
+        collections: Vec<CollectionEntry>,
     },
     /// Sent when idle: the sender's newest known write of every origin, and
     /// its clock, so lag is known without traffic.

@@ -19,6 +19,7 @@ impl<S: Storage> Engine<S> {
         let durable = self.durable_cursors();
         let link = self.link(peer)?;
         link.connected = true;
+        link.greeted = false;
         link.in_flight = 0;
         Ok(vec![Outgoing {
             to: peer,
@@ -33,6 +34,7 @@ impl<S: Storage> Engine<S> {
     pub fn disconnect(&mut self, peer: RegionId) -> Result<(), CoreError> {
         let link = self.link(peer)?;
         link.connected = false;
+        link.greeted = false;
         link.in_flight = 0;
         Ok(())
     }
@@ -61,7 +63,12 @@ impl<S: Storage> Engine<S> {
                 }
                 let link = self.link(from)?;
                 link.connected = true;
+                link.greeted = true;
+                link.needs_snapshot = false;
                 link.in_flight = 0;
+                // The hello opens the connection: what the peer holds now is
+                // what it says, even below what it acknowledged before (it
+                // may have lost its disk). Streaming restarts from there.
                 link.durable = durable.iter().copied().collect();
                 link.sent = link.durable.clone();
                 Ok(Vec::new())
@@ -80,16 +87,27 @@ impl<S: Storage> Engine<S> {
                 for (o, s) in durable {
                     let e = link.durable.entry(o).or_default();
                     *e = (*e).max(s);
+                    // Never stream again what the peer already holds durably.
+                    let sent = link.sent.entry(o).or_default();
+                    *sent = (*sent).max(s);
                 }
                 link.in_flight = link.in_flight.saturating_sub(batches);
                 Ok(Vec::new())
             }
             PeerMessage::Rewind { origin, from: seq } => {
                 let link = self.link(from)?;
+                // A rewind may be stale: never below what the peer has
+                // since reported durable.
+                let floor = link.durable.get(&origin).copied().unwrap_or(0);
                 let sent = link.sent.entry(origin).or_default();
-                *sent = (*sent).min(seq.saturating_sub(1));
+                *sent = (*sent).min(seq.saturating_sub(1)).max(floor);
                 Ok(Vec::new())
             }
+            PeerMessage::Snapshot {
+                cursors,
+                entities,
+                collections,
+            } => self.receive_snapshot(from, cursors, entities, collections),
             PeerMessage::Heartbeat { heads, .. } => {
                 for head in heads {
                     self.learn_head(head);
@@ -299,7 +317,7 @@ impl<S: Storage> Engine<S> {
         let peers: Vec<RegionId> = self
             .peers
             .iter()
-            .filter(|(_, l)| l.connected)
+            .filter(|(_, l)| l.connected && l.greeted && !l.needs_snapshot)
             .map(|(p, _)| *p)
             .collect();
         let now = self.clock.now();
@@ -315,13 +333,21 @@ impl<S: Storage> Engine<S> {
                     if link.in_flight >= self.config.max_in_flight || sent >= durable {
                         break;
                     }
+                    if sent < self.trimmed.get(&origin).copied().unwrap_or(0) {
+                        // The peer needs writes this node no longer logs.
+                        self.link(peer)?.needs_snapshot = true;
+                        break;
+                    }
                     let want = usize::try_from(durable - sent)
                         .unwrap_or(usize::MAX)
                         .min(self.config.max_batch_writes);
                     let writes = match self.storage.read_log(origin, sent + 1, want) {
                         Ok(w) => w,
                         // Trimmed past what the peer needs: it needs a snapshot.
-                        Err(CoreError::LogGap { .. }) => break,
+                        Err(CoreError::LogGap { .. }) => {
+                            self.link(peer)?.needs_snapshot = true;
+                            break;
+                        }
                         Err(e) => return Err(e),
                     };
                     let mut batch = Vec::with_capacity(writes.len());
@@ -356,6 +382,8 @@ impl<S: Storage> Engine<S> {
                 }
             }
         }
+        // Peers found behind this node's trimmed log get a snapshot now.
+        out.extend(self.snapshots()?);
         Ok(out)
     }
 
@@ -420,6 +448,7 @@ impl<S: Storage> Engine<S> {
         if self.since_checkpoint >= self.config.checkpoint_every {
             out.extend(self.checkpoint()?.outgoing);
         }
+        self.trim_logs()?;
         Ok(out)
     }
 }

@@ -41,4 +41,8 @@ pub struct Stats {
     pub conflicts_closed: u64,
     /// Writes withheld from a peer by a residency or local-only rule.
     pub withheld: u64,
+    /// State snapshots sent to peers behind this node's trimmed log.
+    pub snapshots_sent: u64,
+    /// State snapshots received and merged.
+    pub snapshots_received: u64,
 }

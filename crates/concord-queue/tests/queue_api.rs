@@ -49,11 +49,16 @@ impl Pair {
             })
             .collect();
         let mut pair = Self { engines, clock };
-        for i in 0..2 {
-            let hello = pair.engines[i]
-                .connect(RegionId::new(1 - i as u16))
-                .unwrap();
-            for o in hello {
+        // Both ends come up, then each hello crosses the connection.
+        let hellos: Vec<_> = (0..2)
+            .map(|i| {
+                pair.engines[i]
+                    .connect(RegionId::new(1 - i as u16))
+                    .unwrap()
+            })
+            .collect();
+        for (i, out) in hellos.into_iter().enumerate() {
+            for o in out {
                 pair.engines[1 - i]
                     .receive(RegionId::new(i as u16), o.message)
                     .unwrap();

@@ -1,5 +1,7 @@
-//! The simulated network: one connection per pair of nodes; each message
-//! gets its own random delay (so messages reorder), a few are duplicated, and
+//! The simulated network: one connection per pair of nodes; each batch of
+//! writes gets its own random delay (so batches reorder) and a few are
+//! duplicated; control messages (hello, acks, rewinds, heartbeats,
+//! snapshots) keep their order on a connection, as on a gRPC stream; and
 //! a "dropped" message breaks the whole connection, as a broken gRPC stream
 //! would: both ends disconnect, whatever was queued on it is lost, and the
 //! link reconnects later unless a partition keeps it cut.
@@ -28,6 +30,8 @@ struct Link {
     retry_at: i64,
     /// Cut by a partition: no reconnecting until it heals.
     cut: bool,
+    /// Per direction: when the last control message is due (they stay in order).
+    control_due: BTreeMap<RegionId, i64>,
 }
 
 /// Counters of what the network did.
@@ -113,8 +117,15 @@ impl Network {
             return Some(pair(from, to));
         }
         self.stats.sent += 1;
-        let at = now + Self::delay(rng, faults);
+        let mut at = now + Self::delay(rng, faults);
+        let is_batch = matches!(envelope.message, PeerMessage::Batch(_));
+        if !is_batch {
+            let due = self.link(from, to).control_due.entry(from).or_insert(at);
+            at = at.max(*due);
+            *due = at;
+        }
         if let Some(f) = faults
+            && is_batch
             && rng.chance(f.duplicate)
         {
             self.stats.duplicated += 1;

@@ -251,8 +251,31 @@ impl Sim {
             return Ok(());
         };
         let mut out = engine.poll().map_err(engine_error(region, "poll"))?;
+        self.acknowledge_internal_commits(i)?;
+        let Some(engine) = self.nodes[i].engine.as_mut() else {
+            return Ok(());
+        };
         out.extend(engine.tick().map_err(engine_error(region, "tick"))?);
+        self.acknowledge_internal_commits(i)?;
         self.send(region, out)
+    }
+
+    /// The engine commits on its own too (a checkpoint in `tick`, a snapshot
+    /// in `poll` or `receive`); a node acknowledges the writes those commits
+    /// made durable just as it does after its explicit commits.
+    fn acknowledge_internal_commits(&mut self, i: usize) -> Result<(), Violation> {
+        let node = &self.nodes[i];
+        let Some(engine) = node.engine.as_ref() else {
+            return Ok(());
+        };
+        let durable = engine
+            .durable_cursors()
+            .into_iter()
+            .find(|(r, _)| *r == node.region)
+            .map_or(0, |(_, s)| s);
+        let acked = self.oracle.committed(node.region, durable, &node.storage)?;
+        self.report.acked += u64::try_from(acked).unwrap_or(0);
+        Ok(())
     }
 
     fn deliver(&mut self) -> Result<(), Violation> {
@@ -264,6 +287,7 @@ impl Sim {
             let out = engine
                 .receive(envelope.from, envelope.message)
                 .map_err(engine_error(to, "receive"))?;
+            self.acknowledge_internal_commits(index_of(to))?;
             self.send(to, out)?;
         }
         Ok(())

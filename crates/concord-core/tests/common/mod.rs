@@ -187,6 +187,25 @@ impl Net {
         self.connect_all();
     }
 
+    /// Node `i` loses its disk: it restarts on empty storage.
+    pub fn wipe_and_restart(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.storage = MemoryStorage::new();
+        node.engine = Engine::open(
+            node.config.clone(),
+            node.storage.clone(),
+            node.clock.clone(),
+        )
+        .expect("reopen");
+        for (j, other) in self.nodes.iter_mut().enumerate() {
+            if j != i {
+                other.engine.disconnect(r(i as u16)).expect("disconnect");
+            }
+        }
+        self.wire.clear();
+        self.connect_all();
+    }
+
     /// Every node's entities, sorted, for comparison.
     pub fn states(&self) -> Vec<Vec<(concord_core::EntityKey, concord_core::Entity)>> {
         self.nodes
