@@ -6,9 +6,10 @@ use std::sync::Arc;
 use concord_clock::{Clock, Hlc, HlcTime, SkewGuard, SkewVerdict, WallTime};
 use concord_crdt::{PnTotals, RegionId, Stamp, VersionVector};
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt};
 
 use crate::conflict_queue::ConflictQueue;
+use crate::entity_map::EntityMap;
 use crate::lag::LagTracker;
 use crate::loser_log::LoserLog;
 use crate::peer_message::Head;
@@ -129,8 +130,7 @@ pub struct Engine<S: Storage> {
     pub(crate) hlc: Hlc,
     pub(crate) skew: SkewGuard,
     pub(crate) collections: BTreeMap<Collection, CollectionEntry>,
-    pub(crate) entities: HashMap<EntityKey, Entity>,
-    pub(crate) dirty: HashSet<EntityKey>,
+    pub(crate) entities: EntityMap,
     /// Per origin: highest seq applied (for this region: highest accepted).
     pub(crate) applied: BTreeMap<RegionId, u64>,
     /// Per origin: highest seq durable here.
@@ -214,13 +214,12 @@ impl<S: Storage> Engine<S> {
             queue: ConflictQueue::new(queue, meta.next_item_id, meta.queue_position),
             applied: cursors.iter().copied().collect(),
             durable: cursors.iter().copied().collect(),
-            entities: entities.into_iter().collect(),
+            entities: EntityMap::from_checkpoint(entities),
             config,
             storage,
             clock,
             hlc,
             collections,
-            dirty: HashSet::new(),
             applied_wall: BTreeMap::new(),
             known_heads: BTreeMap::new(),
             pending_local: Vec::new(),
@@ -266,7 +265,8 @@ impl<S: Storage> Engine<S> {
         let absorbable = |t: &HlcTime| t.physical_millis() <= limit;
         let mut newest: Option<HlcTime> = self
             .entities
-            .values()
+            .iter()
+            .map(|(_, e)| e)
             .flat_map(|e| {
                 e.states()
                     .iter()
@@ -358,7 +358,7 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Every entity and its state.
-    pub fn entities(&self) -> impl Iterator<Item = (&EntityKey, &Entity)> + '_ {
+    pub fn entities(&self) -> impl Iterator<Item = (EntityKey, &Entity)> + '_ {
         self.entities.iter()
     }
 
@@ -476,7 +476,7 @@ impl<S: Storage> Engine<S> {
             (ClientOp::Add(delta), Policy::Counter) => {
                 let current = self
                     .entities
-                    .get(&entity_key)
+                    .get(&entity_key.collection, &entity_key.key)
                     .map(|e| e.counter_totals(region))
                     .unwrap_or_default();
                 Op::Counter(add_to_totals(current, delta)?)
@@ -534,7 +534,7 @@ impl<S: Storage> Engine<S> {
         }
         let context = self
             .entities
-            .get(&entity_key)
+            .get(&entity_key.collection, &entity_key.key)
             .map(|e| e.context(policy))
             .unwrap_or_default();
         self.tag_and_apply(
@@ -584,7 +584,7 @@ impl<S: Storage> Engine<S> {
         let dot = match (policy, &op) {
             (Policy::Mv | Policy::Queue, Op::Set(_) | Op::Delete | Op::Resolve { .. }) => Some(
                 self.entities
-                    .get(&entity)
+                    .get(&entity.collection, &entity.key)
                     .map_or(Ok(concord_crdt::Dot::new(region, 1)), |e| {
                         e.next_dot(policy, region)
                     })?,
@@ -627,10 +627,7 @@ impl<S: Storage> Engine<S> {
             .get(collection)
             .map(|e| e.config.policy)
             .ok_or_else(|| CoreError::UnknownCollection(collection.clone()))?;
-        let Some(entity) = self
-            .entities
-            .get(&EntityKey::new(collection.clone(), key.to_vec()))
-        else {
+        let Some(entity) = self.entities.get(collection, key) else {
             return Ok(ReadValue::Missing);
         };
         // After a policy change an entity may only have state under the old one.
@@ -704,33 +701,25 @@ impl<S: Storage> Engine<S> {
         if source == Source::Remote && !self.collections.contains_key(&w.collection) {
             self.stats.unknown_collection += 1;
         }
-        let key = w.entity();
-        if !self.entities.contains_key(&key) {
-            self.entities.insert(key.clone(), Entity::new());
-        }
-        let Some(entity) = self.entities.get_mut(&key) else {
-            unreachable!("inserted above");
-        };
-        let effect = match entity.apply(w) {
+        let slot = self.entities.slot(&w.collection, &w.key);
+        let effect = match slot.entity.apply(w) {
             Ok(effect) => effect,
             Err(e) => {
-                if entity.states().is_empty() {
-                    self.entities.remove(&key);
+                if slot.entity.states().is_empty() {
+                    self.entities.remove(&w.collection, &w.key);
                 }
                 return Err(e);
             }
         };
-        if matches!(
-            effect,
-            Effect::Won | Effect::Counted | Effect::Duplicate | Effect::AlreadySeen
-        ) && !matches!(w.op, Op::Resolve { .. })
+        slot.dirty = true;
+        if matches!(effect, Effect::Won | Effect::Counted | Effect::Duplicate | Effect::AlreadySeen)
+            && !matches!(w.op, Op::Resolve { .. })
         {
             // The common case: nothing to log or queue.
-            self.dirty.insert(key);
             return Ok(());
         }
+        let key = w.entity();
         let now = self.clock.now();
-        self.dirty.insert(key.clone());
         match effect {
             Effect::LwwLoser { loser, winner } => {
                 self.stats.lww_losers += 1;
@@ -741,7 +730,7 @@ impl<S: Storage> Engine<S> {
             Effect::Siblings { siblings, .. } => {
                 let versions = || -> Vec<Version> {
                     self.entities
-                        .get(&key)
+                        .get(&w.collection, &w.key)
                         .map(|e| e.versions(w.policy).into_iter().cloned().collect())
                         .unwrap_or_default()
                 };
@@ -846,11 +835,7 @@ impl<S: Storage> Engine<S> {
     /// item and loser record changed since the last one, with the cursors.
     pub fn checkpoint(&mut self) -> Result<CommitReport, CoreError> {
         let report = self.commit()?;
-        let entities = self
-            .dirty
-            .drain()
-            .filter_map(|k| self.entities.get(&k).map(|e| (k, e.clone())))
-            .collect();
+        let entities = self.entities.take_dirty();
         let (queue, queue_removed) = self.queue.take_delta();
         let (losers, losers_purged_through) = self.losers.take_delta();
         let meta = EngineMeta {

@@ -46,7 +46,7 @@ impl<S: Storage> Engine<S> {
         let entities: Vec<(EntityKey, Entity)> = self
             .entities
             .iter()
-            .map(|(k, e)| (k.clone(), e.clone()))
+            .map(|(k, e)| (k, e.clone()))
             .collect();
         let collections: Vec<_> = self
             .collections
@@ -91,7 +91,11 @@ impl<S: Storage> Engine<S> {
         // Check every merge first, so a contradicting snapshot changes nothing.
         let mut merged = Vec::with_capacity(entities.len());
         for (key, theirs) in entities {
-            let mut mine = self.entities.get(&key).cloned().unwrap_or_default();
+            let mut mine = self
+                .entities
+                .get(&key.collection, &key.key)
+                .cloned()
+                .unwrap_or_default();
             mine.merge(&theirs).map_err(|e| CoreError::PeerViolation {
                 peer: from,
                 reason: format!("snapshot state of {key} contradicts ours: {e}"),
@@ -106,7 +110,6 @@ impl<S: Storage> Engine<S> {
                 .cloned()
                 .collect();
             self.entities.insert(key.clone(), entity);
-            self.dirty.insert(key.clone());
             if versions.len() > 1 && self.queue.concurrent(&key, versions, now) {
                 self.stats.conflicts_opened += 1;
             }

@@ -1,0 +1,98 @@
+//! The engine's in-memory entity states, keyed by collection then key.
+
+use foldhash::{HashMap, HashMapExt};
+
+use crate::{Collection, Entity, EntityKey};
+
+/// One entity's state and whether it changed since the last checkpoint.
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    pub(crate) entity: Entity,
+    pub(crate) dirty: bool,
+}
+
+/// Entities by collection, then by key. Two levels so a write finds its
+/// entity by borrowing its collection and key, without building an owned
+/// key; the dirty flag lives beside the state, so marking it costs nothing.
+#[derive(Debug, Default)]
+pub(crate) struct EntityMap {
+    collections: HashMap<Collection, HashMap<Vec<u8>, Slot>>,
+}
+
+impl EntityMap {
+    pub(crate) fn from_checkpoint(entities: Vec<(EntityKey, Entity)>) -> Self {
+        let mut map = Self::default();
+        for (k, entity) in entities {
+            map.collections
+                .entry(k.collection)
+                .or_insert_with(HashMap::new)
+                .insert(
+                    k.key,
+                    Slot {
+                        entity,
+                        dirty: false,
+                    },
+                );
+        }
+        map
+    }
+
+    pub(crate) fn get(&self, collection: &Collection, key: &[u8]) -> Option<&Entity> {
+        self.collections
+            .get(collection)
+            .and_then(|m| m.get(key))
+            .map(|s| &s.entity)
+    }
+
+    /// The slot of the entity, created empty if it does not exist yet.
+    pub(crate) fn slot(&mut self, collection: &Collection, key: &[u8]) -> &mut Slot {
+        if !self.collections.contains_key(collection) {
+            self.collections.insert(collection.clone(), HashMap::new());
+        }
+        let Some(keys) = self.collections.get_mut(collection) else {
+            unreachable!("inserted above");
+        };
+        if !keys.contains_key(key) {
+            keys.insert(key.to_vec(), Slot::default());
+        }
+        let Some(slot) = keys.get_mut(key) else {
+            unreachable!("inserted above");
+        };
+        slot
+    }
+
+    pub(crate) fn remove(&mut self, collection: &Collection, key: &[u8]) {
+        if let Some(keys) = self.collections.get_mut(collection) {
+            keys.remove(key);
+        }
+    }
+
+    /// Sets an entity's state and marks it changed.
+    pub(crate) fn insert(&mut self, key: EntityKey, entity: Entity) {
+        let slot = self.slot(&key.collection, &key.key);
+        slot.entity = entity;
+        slot.dirty = true;
+    }
+
+    /// Every entity with its key.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (EntityKey, &Entity)> + '_ {
+        self.collections.iter().flat_map(|(c, keys)| {
+            keys.iter()
+                .map(move |(k, s)| (EntityKey::new(c.clone(), k.clone()), &s.entity))
+        })
+    }
+
+    /// The entities changed since the last call, and forget that they changed.
+    pub(crate) fn take_dirty(&mut self) -> Vec<(EntityKey, Entity)> {
+        let mut out = Vec::new();
+        for (c, keys) in &mut self.collections {
+            for (k, slot) in keys.iter_mut() {
+                if slot.dirty {
+                    slot.dirty = false;
+                    out.push((EntityKey::new(c.clone(), k.clone()), slot.entity.clone()));
+                }
+            }
+        }
+        out
+    }
+}
