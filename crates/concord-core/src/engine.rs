@@ -712,9 +712,22 @@ impl<S: Storage> Engine<S> {
             }
         };
         slot.dirty = true;
-        if matches!(effect, Effect::Won | Effect::Counted | Effect::Duplicate | Effect::AlreadySeen)
-            && !matches!(w.op, Op::Resolve { .. })
-        {
+        let quiet = match &effect {
+            Effect::Won | Effect::Counted | Effect::Duplicate | Effect::AlreadySeen => true,
+            Effect::LwwLoser { .. } => false,
+            // Siblings within the policy's limit, and no open item that this
+            // write could close.
+            Effect::Siblings { siblings, .. } => {
+                let limit = match w.policy {
+                    Policy::Queue => 1,
+                    _ => self.collections.get(&w.collection).map_or(usize::MAX, |e| {
+                        usize::try_from(e.config.max_siblings).unwrap_or(usize::MAX)
+                    }),
+                };
+                *siblings <= limit && self.queue.depth() == 0
+            }
+        };
+        if quiet && !matches!(w.op, Op::Resolve { .. }) {
             // The common case: nothing to log or queue.
             return Ok(());
         }
