@@ -162,6 +162,9 @@ pub struct Engine<S: Storage> {
     pub(crate) checkpointed: BTreeMap<RegionId, u64>,
     /// Per origin: the log is trimmed through this seq.
     pub(crate) trimmed: BTreeMap<RegionId, u64>,
+    /// Set when a peer holds more of this region's own writes than this node
+    /// does: local writes are refused until a snapshot restores them.
+    pub(crate) own_writes_behind: Option<u64>,
 }
 
 impl<S: Storage> Engine<S> {
@@ -233,6 +236,7 @@ impl<S: Storage> Engine<S> {
             since_checkpoint: 0,
             checkpointed: cursors.iter().copied().collect(),
             trimmed: BTreeMap::new(),
+            own_writes_behind: None,
         };
         engine.replay()?;
         // What the log no longer holds: below its first record, or all of
@@ -443,6 +447,13 @@ impl<S: Storage> Engine<S> {
     }
 
     fn next_seq(&self) -> Result<u64, CoreError> {
+        if let Some(peers_hold) = self.own_writes_behind {
+            return Err(CoreError::Rebuilding {
+                region: self.config.region,
+                peers_hold,
+                holds: self.cursor(self.config.region),
+            });
+        }
         let seq = self.cursor(self.config.region) + 1;
         if seq > Stamp::<u64>::MAX_SEQ {
             return Err(concord_crdt::CrdtError::SeqOutOfRange {

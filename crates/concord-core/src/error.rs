@@ -84,6 +84,21 @@ pub enum CoreError {
         reason: String,
     },
 
+    /// This node holds fewer of its own writes than a peer does (its storage
+    /// was lost or replaced); it accepts writes again once a peer's snapshot
+    /// restores them, so that no seq is given twice.
+    #[error(
+        "region {region} is rebuilding: peers hold its writes up to seq {peers_hold}, it holds {holds}"
+    )]
+    Rebuilding {
+        /// This region.
+        region: RegionId,
+        /// The highest own seq a peer holds.
+        peers_hold: u64,
+        /// The highest own seq this node holds.
+        holds: u64,
+    },
+
     /// A counter would pass the range of its totals.
     #[error("counter total would overflow")]
     CounterOverflow,

@@ -60,6 +60,10 @@ pub enum PeerMessage {
         /// Collections changed at runtime.
         collections: Vec<CollectionEntry>,
     },
+    /// Asks the peer for a snapshot: this node holds less of its own writes
+    /// than the peer does (it lost its disk), so it must not write again
+    /// until the snapshot restores them.
+    SnapshotRequest,
     /// Sent when idle: the sender's newest known write of every origin, and
     /// its clock, so lag is known without traffic.
     Heartbeat {

@@ -71,6 +71,21 @@ impl<S: Storage> Engine<S> {
                 // may have lost its disk). Streaming restarts from there.
                 link.durable = durable.iter().copied().collect();
                 link.sent = link.durable.clone();
+                // The peer holds own writes this node lost: stop writing, and
+                // ask for a snapshot that brings them back.
+                let own = self.config.region;
+                let peers_hold = durable
+                    .iter()
+                    .find(|(o, _)| *o == own)
+                    .map_or(0, |(_, s)| *s);
+                if peers_hold > self.cursor(own) {
+                    self.own_writes_behind =
+                        Some(self.own_writes_behind.unwrap_or(0).max(peers_hold));
+                    return Ok(vec![Outgoing {
+                        to: from,
+                        message: PeerMessage::SnapshotRequest,
+                    }]);
+                }
                 Ok(Vec::new())
             }
             PeerMessage::Batch(batch) => self.receive_batch(from, batch),
@@ -108,6 +123,10 @@ impl<S: Storage> Engine<S> {
                 entities,
                 collections,
             } => self.receive_snapshot(from, cursors, entities, collections),
+            PeerMessage::SnapshotRequest => {
+                self.link(from)?.needs_snapshot = true;
+                Ok(Vec::new())
+            }
             PeerMessage::Heartbeat { heads, .. } => {
                 for head in heads {
                     self.learn_head(head);

@@ -43,11 +43,8 @@ impl<S: Storage> Engine<S> {
         }
         let mut out = self.commit()?.outgoing;
         let cursors = self.durable_cursors();
-        let entities: Vec<(EntityKey, Entity)> = self
-            .entities
-            .iter()
-            .map(|(k, e)| (k, e.clone()))
-            .collect();
+        let entities: Vec<(EntityKey, Entity)> =
+            self.entities.iter().map(|(k, e)| (k, e.clone())).collect();
         let collections: Vec<_> = self
             .collections
             .values()
@@ -134,6 +131,12 @@ impl<S: Storage> Engine<S> {
             }
         }
         self.stats.snapshots_received += 1;
+        if self
+            .own_writes_behind
+            .is_some_and(|hold| self.cursor(self.config.region) >= hold)
+        {
+            self.own_writes_behind = None;
+        }
         let mut out = self.checkpoint()?.outgoing;
         for (origin, seq) in jumped {
             self.storage.trim_log(origin, seq)?;

@@ -75,3 +75,63 @@ fn a_region_that_lost_its_disk_is_rebuilt_from_a_snapshot() {
     assert_eq!(net.read(0, "counter", "c"), ReadValue::Counter(82));
     assert_eq!(net.read(1, "counter", "c"), ReadValue::Counter(82));
 }
+
+#[test]
+fn a_region_that_lost_its_own_writes_refuses_writes_until_a_snapshot_restores_them() {
+    let mut net = Net::new(2);
+    for _ in 0..10 {
+        net.write(1, "counter", "c", ClientOp::Add(1));
+    }
+    net.settle();
+    net.wipe_and_restart(1);
+    // Node 1's hello exchange tells it node 0 holds its writes 1..=10.
+    net.settle();
+    assert_eq!(
+        net.node(0).stats().snapshots_sent,
+        1,
+        "node 1 asked for one"
+    );
+    assert_eq!(net.node(1).cursor(r(1)), 10, "its own writes are back");
+    assert_eq!(net.read(1, "counter", "c"), ReadValue::Counter(10));
+    // Its next write continues after them, so node 0 takes it as new.
+    let w = net.write(1, "counter", "c", ClientOp::Add(1));
+    assert_eq!(w.write.seq, 11);
+    net.settle();
+    assert_eq!(net.read(0, "counter", "c"), ReadValue::Counter(11));
+}
+
+#[test]
+fn writes_are_refused_while_own_writes_are_missing() {
+    let mut net = Net::new(2);
+    net.write(1, "counter", "c", ClientOp::Add(1));
+    net.settle();
+    net.wipe_and_restart(1);
+    // Deliver only node 0's hello to node 1: it learns it is behind.
+    let hello = net
+        .wire
+        .iter()
+        .position(|(from, to, _)| *from == r(0) && *to == r(1))
+        .expect("a hello to node 1");
+    let (_, _, msg) = net.wire.remove(hello).expect("hello");
+    net.node(1).receive(r(0), msg).expect("receive");
+    let err = net
+        .node(1)
+        .write(concord_core::ClientWrite {
+            collection: col("counter"),
+            key: b"c".to_vec(),
+            op: ClientOp::Add(1),
+            context: None,
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            concord_core::CoreError::Rebuilding {
+                peers_hold: 1,
+                holds: 0,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
