@@ -280,19 +280,21 @@ impl Entity {
 
     /// Joins another replica's state of the same entity into this one (a
     /// state snapshot): each policy's state merges by its CRDT join. Merges
-    /// are safe to repeat. On error (the two states contradict each other)
-    /// this entity is unchanged.
-    pub fn merge(&mut self, other: &Entity) -> Result<(), CoreError> {
+    /// are safe to repeat. Returns the LWW versions that lost, each with the
+    /// write that beat it, for the loser log. On error (the two states
+    /// contradict each other) this entity is unchanged.
+    pub fn merge(&mut self, other: &Entity) -> Result<Vec<(Version, WriteRef)>, CoreError> {
         let mut merged = self.clone();
+        let mut losers = Vec::new();
         for theirs in &other.states {
             match merged.slot(theirs.policy()) {
                 None => merged.states.push(theirs.clone()),
                 Some(mine) => match (mine, theirs) {
                     (PolicyState::LwwWall(a), PolicyState::LwwWall(b)) => {
-                        a.merge(b)?;
+                        losers.extend(lww_join(a, b)?);
                     }
                     (PolicyState::LwwHlc(a), PolicyState::LwwHlc(b)) => {
-                        a.merge(b)?;
+                        losers.extend(lww_join(a, b)?);
                     }
                     (PolicyState::Mv(a), PolicyState::Mv(b))
                     | (PolicyState::Queue(a), PolicyState::Queue(b)) => a.merge(b)?,
@@ -302,12 +304,24 @@ impl Entity {
             }
         }
         *self = merged;
-        Ok(())
+        Ok(losers)
     }
 
     fn slot(&mut self, policy: Policy) -> Option<&mut PolicyState> {
         self.states.iter_mut().find(|s| s.policy() == policy)
     }
+}
+
+/// Joins register `theirs` into `mine`; returns the losing version, if any.
+fn lww_join<T: Ord + Copy>(
+    mine: &mut Lww<T, Version>,
+    theirs: &Lww<T, Version>,
+) -> Result<Option<(Version, WriteRef)>, CoreError> {
+    Ok(match mine.set(theirs.value().clone(), *theirs.stamp())? {
+        LwwOutcome::Same => None,
+        LwwOutcome::KeptOurs => Some((theirs.value().clone(), mine.value().write)),
+        LwwOutcome::Replaced(previous) => Some((previous.into_parts().0, theirs.value().write)),
+    })
 }
 
 /// Offers `version` to an LWW register and says who lost.

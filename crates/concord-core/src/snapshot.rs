@@ -93,14 +93,20 @@ impl<S: Storage> Engine<S> {
                 .get(&key.collection, &key.key)
                 .cloned()
                 .unwrap_or_default();
-            mine.merge(&theirs).map_err(|e| CoreError::PeerViolation {
+            let losers = mine.merge(&theirs).map_err(|e| CoreError::PeerViolation {
                 peer: from,
                 reason: format!("snapshot state of {key} contradicts ours: {e}"),
             })?;
-            merged.push((key, mine));
+            merged.push((key, mine, losers));
         }
         let now = self.clock.now();
-        for (key, entity) in merged {
+        for (key, entity, losers) in merged {
+            for (loser, winner) in losers {
+                self.stats.lww_losers += 1;
+                if self.losers.push(key.clone(), loser, winner, now) {
+                    self.stats.losers_evicted += 1;
+                }
+            }
             let versions: Vec<crate::Version> = entity
                 .versions(Policy::Queue)
                 .into_iter()

@@ -135,3 +135,33 @@ fn writes_are_refused_while_own_writes_are_missing() {
         "{err}"
     );
 }
+
+#[test]
+fn a_snapshot_logs_the_lww_values_it_overwrites() {
+    let mut net = Net::with(2, |c| c.checkpoint_every = 5);
+    for k in 0..20u8 {
+        net.write(0, "wall", "profile", ClientOp::Put(vec![b'a', k]));
+    }
+    net.settle();
+    net.settle();
+    net.wipe_and_restart(1);
+    // Before it hears from node 0, node 1 writes the same key, an hour behind.
+    net.wire.clear();
+    net.nodes[1]
+        .clock
+        .set(concord_clock::WallTime::from_micros(NOON - 3_600_000_000));
+    net.write(1, "wall", "profile", ClientOp::Put(b"stale".to_vec()));
+    net.connect_all();
+    net.settle();
+    assert_eq!(net.node(1).stats().snapshots_received, 1);
+    let logged: Vec<Vec<u8>> = net
+        .node(1)
+        .losers()
+        .filter_map(|l| l.loser.value.clone())
+        .collect();
+    assert!(
+        logged.contains(&b"stale".to_vec()),
+        "the overwritten value is in the loser log: {logged:?}"
+    );
+    assert_eq!(net.states()[0], net.states()[1]);
+}
