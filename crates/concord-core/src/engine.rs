@@ -729,13 +729,12 @@ impl<S: Storage> Engine<S> {
             // Siblings within the policy's limit, and no open item that this
             // write could close.
             Effect::Siblings { siblings, .. } => {
-                let limit = match w.policy {
-                    Policy::Queue => 1,
-                    _ => self.collections.get(&w.collection).map_or(usize::MAX, |e| {
-                        usize::try_from(e.config.max_siblings).unwrap_or(usize::MAX)
-                    }),
-                };
-                *siblings <= limit && self.queue.depth() == 0
+                // One version is always within the limit (a cap of 0 means 1),
+                // so the collection is looked up only past it.
+                self.queue.depth() == 0
+                    && (*siblings <= 1
+                        || (w.policy == Policy::Mv
+                            && *siblings <= self.max_siblings(&w.collection)))
             }
         };
         if quiet && !matches!(w.op, Op::Resolve { .. }) {
@@ -771,7 +770,7 @@ impl<S: Storage> Engine<S> {
                     let max = self
                         .collections
                         .get(&w.collection)
-                        .map_or(u32::MAX, |e| e.config.max_siblings);
+                        .map_or(u32::MAX, |e| e.config.max_siblings.max(1));
                     if siblings > usize::try_from(max).unwrap_or(usize::MAX) {
                         let vs = versions();
                         if self.queue.sibling_cap(&key, max, vs, now) {
@@ -893,6 +892,13 @@ impl<S: Storage> Engine<S> {
             self.queue.purge_closed_before(before),
             self.losers.purge_before(before),
         )
+    }
+
+    /// The sibling cap of an `mv` collection (at least 1; none: no cap).
+    fn max_siblings(&self, collection: &Collection) -> usize {
+        self.collections.get(collection).map_or(usize::MAX, |e| {
+            usize::try_from(e.config.max_siblings.max(1)).unwrap_or(usize::MAX)
+        })
     }
 
     /// The skew verdict for a remote write's wall time, now.

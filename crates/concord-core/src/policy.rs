@@ -105,7 +105,8 @@ pub struct CollectionConfig {
     pub policy: Policy,
     /// Where writes are replicated.
     pub replication: Replication,
-    /// For `mv`: past this many siblings the entity goes to the conflict queue.
+    /// For `mv`: past this many siblings the entity goes to the conflict
+    /// queue (at least 1: a cap of 0 counts as 1).
     pub max_siblings: u32,
     /// What to do with a remote write too far in the future.
     pub skew_action: SkewAction,

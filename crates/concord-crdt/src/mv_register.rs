@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::{CrdtError, Dot, Merge, RegionId, VersionVector};
 
@@ -63,8 +64,9 @@ pub enum MvApplied {
     deserialize = "V: Deserialize<'de>"
 ))]
 pub struct MvRegister<V> {
-    /// Sorted by dot, unique dots, every dot covered by `context`.
-    siblings: Vec<Sibling<V>>,
+    /// Sorted by dot, unique dots, every dot covered by `context`. One
+    /// sibling (the common case) lives inline, without an allocation.
+    siblings: SmallVec<[Sibling<V>; 1]>,
     context: VersionVector,
 }
 
@@ -121,7 +123,7 @@ impl<V> TryFrom<MvRegisterRepr<V>> for MvRegister<V> {
             return Err(InvalidMvRegister::Uncovered(s.dot));
         }
         Ok(Self {
-            siblings: repr.siblings,
+            siblings: SmallVec::from_vec(repr.siblings),
             context: repr.context,
         })
     }
@@ -130,7 +132,7 @@ impl<V> TryFrom<MvRegisterRepr<V>> for MvRegister<V> {
 impl<V> From<MvRegister<V>> for MvRegisterRepr<V> {
     fn from(reg: MvRegister<V>) -> Self {
         Self {
-            siblings: reg.siblings,
+            siblings: reg.siblings.into_vec(),
             context: reg.context,
         }
     }
@@ -140,7 +142,7 @@ impl<V> MvRegister<V> {
     /// An empty register: no value, nothing seen.
     pub const fn new() -> Self {
         Self {
-            siblings: Vec::new(),
+            siblings: SmallVec::new_const(),
             context: VersionVector::new(),
         }
     }
@@ -262,7 +264,8 @@ impl<V: Clone + PartialEq> Merge for MvRegister<V> {
             }
         }
         // Keep what both hold, and what one holds that the other has not seen.
-        let mut merged = Vec::with_capacity(self.siblings.len() + other.siblings.len());
+        let mut merged: SmallVec<[Sibling<V>; 1]> =
+            SmallVec::with_capacity(self.siblings.len() + other.siblings.len());
         let mut theirs = other.siblings.iter().peekable();
         for mine in self.siblings.drain(..) {
             while let Some(t) = theirs.next_if(|t| t.dot < mine.dot) {
