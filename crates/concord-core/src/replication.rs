@@ -367,6 +367,13 @@ impl<S: Storage> Engine<S> {
                             self.link(peer)?.needs_snapshot = true;
                             break;
                         }
+                        // A record this node cannot read: its writes are in
+                        // state, so the peer gets them by a snapshot.
+                        Err(CoreError::CorruptRecord { .. }) => {
+                            self.stats.corrupt_records += 1;
+                            self.link(peer)?.needs_snapshot = true;
+                            break;
+                        }
                         Err(e) => return Err(e),
                     };
                     let mut batch = Vec::with_capacity(writes.len());

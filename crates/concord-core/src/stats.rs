@@ -45,4 +45,7 @@ pub struct Stats {
     pub snapshots_sent: u64,
     /// State snapshots received and merged.
     pub snapshots_received: u64,
+    /// Log records found corrupt while streaming to a peer (that peer gets a
+    /// snapshot instead).
+    pub corrupt_records: u64,
 }
