@@ -416,12 +416,19 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Status of the channel from each peer.
+    ///
+    /// A peer counts as up while it is connected and has been heard from
+    /// within `lag.failed_after` (heartbeats keep an idle peer heard).
     pub fn channels(&self) -> Vec<(RegionId, ChannelStatus)> {
+        let now = self.clock.now();
+        let silence = i64::try_from(self.config.lag.failed_after.as_micros()).unwrap_or(i64::MAX);
         self.lag
             .iter()
             .map(|(p, t)| {
-                let connected = self.peers.get(p).is_some_and(|l| l.connected);
-                (*p, t.status(connected, &self.config.lag))
+                let up = self.peers.get(p).is_some_and(|l| {
+                    l.connected && l.last_heard.is_some_and(|h| now.micros_since(h) <= silence)
+                });
+                (*p, t.status(up, &self.config.lag))
             })
             .collect()
     }

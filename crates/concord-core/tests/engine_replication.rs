@@ -249,3 +249,20 @@ fn a_policy_change_replicates() {
     net.settle();
     assert_eq!(net.node(1).collection(&col("hlc")), Some(&cfg));
 }
+
+#[test]
+fn channels_fail_when_a_peer_goes_silent_and_recover_when_it_speaks() {
+    use concord_core::ChannelStatus;
+    let mut net = Net::new(2);
+    net.settle();
+    assert_eq!(net.node(0).channels(), vec![(r(1), ChannelStatus::Active)]);
+    // Node 1 is cut off: node 0 hears nothing for longer than failed_after.
+    net.cut.push((r(0), r(1)));
+    net.advance(Duration::from_secs(11));
+    net.settle();
+    assert_eq!(net.node(0).channels(), vec![(r(1), ChannelStatus::Failed)]);
+    net.cut.clear();
+    net.advance(Duration::from_secs(1)); // the next heartbeat is due
+    net.settle();
+    assert_eq!(net.node(0).channels(), vec![(r(1), ChannelStatus::Active)]);
+}
