@@ -231,7 +231,7 @@ type Stamp3 = (u64, u16, u64);
 ///
 /// Concord's stamp is `(time, origin, seq)`, so equal times still have one
 /// winner on every node, and its merge reports which side lost (an
-/// `LwwMerge`), which is passed through `black_box` so it is really built. `crdts` (the brief's
+/// `LwwMerge`), which is passed through `black_box` so it is really built. `crdts` (the reference
 /// `LWWReg<u64, u64>`) orders by the bare `u64` time and reports nothing. A
 /// third function, `crdts_stamp3`, gives `crdts` a [`Stamp3`] marker: the same
 /// ordering information as Concord's stamp. A fourth, `crdts_validated`, runs
