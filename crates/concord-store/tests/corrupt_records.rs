@@ -32,16 +32,34 @@ fn populated() -> TempDir {
     dir
 }
 
+/// Opens the closed store's directory in sled itself, waiting for the lock a
+/// store dropped a moment ago may still hold on sled's background thread.
+fn open_raw(path: &Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_secs(3) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("the closed store opens in sled: {e}"),
+        }
+    }
+}
+
 /// Changes the closed store at `path` through sled directly.
 fn tamper(path: &Path, tree: &str, change: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(path).expect("the closed store opens in sled");
+    let db = open_raw(path);
     change(&db.open_tree(tree).expect("the tree opens"));
     db.flush().expect("sled flushes");
 }
 
 /// The keys of `tree`, in order.
 fn keys(path: &Path, tree: &str) -> Vec<Vec<u8>> {
-    let db = sled::open(path).expect("the closed store opens in sled");
+    let db = open_raw(path);
     let tree = db.open_tree(tree).expect("the tree opens");
     tree.iter()
         .map(|e| e.expect("sled reads its keys").0.to_vec())
@@ -108,7 +126,7 @@ fn garbage_in_any_checkpoint_tree_is_a_corrupt_record() {
         let all = keys(dir.path(), tree);
         assert!(!all.is_empty(), "the sample checkpoint fills tree {tree}");
         for key in all {
-            let db = sled::open(dir.path()).unwrap();
+            let db = open_raw(dir.path());
             let real = db.open_tree(tree).unwrap().get(&key).unwrap().unwrap();
             drop(db);
             for (case, bytes) in garbage(&real) {

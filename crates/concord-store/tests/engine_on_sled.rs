@@ -11,6 +11,24 @@ use concord_core::{
 use concord_crdt::RegionId;
 use concord_store::SledStore;
 
+/// Opens the closed store's directory in sled itself, waiting for the lock a
+/// store dropped a moment ago may still hold on sled's background thread.
+fn open_raw(path: &std::path::Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_secs(3) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("the closed store opens in sled: {e}"),
+        }
+    }
+}
+
 fn config(region: u16) -> EngineConfig {
     let mut cfg = EngineConfig::new(
         RegionId::new(region),
@@ -76,7 +94,7 @@ fn a_corrupt_log_record_is_counted_and_the_peer_gets_a_snapshot() {
     }
     // Spoil the middle log record (seqs 4..=6) behind the store's back.
     {
-        let db = sled::open(dir.path()).expect("sled opens");
+        let db = open_raw(dir.path());
         let log = db.open_tree("log").expect("log tree");
         let keys: Vec<_> = log.iter().map(|e| e.expect("key").0).collect();
         assert_eq!(keys.len(), 3);
