@@ -2,12 +2,15 @@
 //! decode, or does not match its key, is `CoreError::CorruptRecord` naming
 //! its tree and key.
 
+mod support;
+
 use std::path::Path;
 
 use concord_core::storage_conformance::{sample_batch, sample_delta};
 use concord_core::{CoreError, Storage};
 use concord_crdt::{RegionId, codec};
 use concord_store::SledStore;
+use support::open_raw;
 use tempfile::TempDir;
 
 const A: RegionId = RegionId::new(1);
@@ -30,24 +33,6 @@ fn populated() -> TempDir {
     store.checkpoint(&sample_delta()).expect("a checkpoint");
     store.sync().expect("a sync");
     dir
-}
-
-/// Opens the closed store's directory in sled itself, waiting for the lock a
-/// store dropped a moment ago may still hold on sled's background thread.
-fn open_raw(path: &Path) -> sled::Db {
-    let started = std::time::Instant::now();
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && started.elapsed() < std::time::Duration::from_secs(3) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("the closed store opens in sled: {e}"),
-        }
-    }
 }
 
 /// Changes the closed store at `path` through sled directly.

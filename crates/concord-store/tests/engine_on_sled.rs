@@ -1,6 +1,8 @@
 //! The engine on a sled store: a corrupt log record found while streaming
 //! to a peer is counted, and the peer gets a snapshot instead.
 
+mod support;
+
 use std::sync::Arc;
 
 use concord_clock::{ManualClock, WallTime};
@@ -10,24 +12,7 @@ use concord_core::{
 };
 use concord_crdt::RegionId;
 use concord_store::SledStore;
-
-/// Opens the closed store's directory in sled itself, waiting for the lock a
-/// store dropped a moment ago may still hold on sled's background thread.
-fn open_raw(path: &std::path::Path) -> sled::Db {
-    let started = std::time::Instant::now();
-    loop {
-        match sled::open(path) {
-            Ok(db) => return db,
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && started.elapsed() < std::time::Duration::from_secs(3) =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("the closed store opens in sled: {e}"),
-        }
-    }
-}
+use support::open_raw;
 
 fn config(region: u16) -> EngineConfig {
     let mut cfg = EngineConfig::new(
