@@ -4,7 +4,7 @@ use std::path::Path;
 
 /// Opens the closed store's directory in sled itself, waiting for the lock a
 /// store dropped a moment ago may still hold on sled's background thread.
-pub fn open_raw(path: &Path) -> sled::Db {
+pub(crate) fn open_raw(path: &Path) -> sled::Db {
     let started = std::time::Instant::now();
     loop {
         match sled::open(path) {
