@@ -45,7 +45,7 @@ fn field_numbers_are_stable() {
         ("CounterTotals", &[("incremented", 1), ("decremented", 2)]),
         ("SetValue", &[("value", 1)]),
         ("DeleteValue", &[]),
-        ("Resolution", &[("item_id", 1), ("value", 2)]),
+        ("Resolution", &[("value", 2), ("resolves", 3)]),
         (
             "TaggedWrite",
             &[
