@@ -18,6 +18,7 @@ mod lag;
 mod loser_log;
 mod memory_storage;
 mod peer_message;
+mod peer_view;
 mod policy;
 mod replication;
 mod snapshot;
