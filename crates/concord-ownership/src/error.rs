@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use concord_crdt::RegionId;
 use serde::{Deserialize, Serialize};
 
 /// Why a [`Rule`](crate::Rule) is not usable.
@@ -91,6 +92,17 @@ pub enum OwnershipError {
         /// The map's current epoch.
         current: u64,
     },
+
+    /// A region was asked to take over its own keys.
+    #[error("region {region} cannot take over from itself")]
+    SelfTakeover {
+        /// The region.
+        region: RegionId,
+    },
+
+    /// A takeover named no collection.
+    #[error("a takeover must name at least one collection")]
+    NothingToTakeOver,
 
     /// The epoch cannot be bumped past `u64::MAX`.
     #[error("ownership epoch is at u64::MAX and cannot be bumped")]

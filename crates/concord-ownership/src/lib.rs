@@ -35,6 +35,6 @@ mod rule;
 
 pub use error::{OwnershipError, RuleDefect};
 pub use hash::key_hash;
-pub use map::{MergeOutcome, OwnershipMap};
+pub use map::{Fence, MergeOutcome, OwnershipMap};
 pub use route::{Route, check_epoch, route};
 pub use rule::Rule;

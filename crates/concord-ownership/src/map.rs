@@ -7,6 +7,38 @@ use serde::{Deserialize, Serialize};
 
 use crate::{OwnershipError, Rule};
 
+/// A fence set by a forced takeover: the writes `region` made to
+/// `collection` after seq `after_seq`, under an epoch older than `epoch`,
+/// were made by an owner that had already been replaced.
+///
+/// The fence is a point in the fenced region's own log, not a point in time:
+/// every replica decides the same way for the same write.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fence {
+    /// The collection taken over.
+    pub collection: String,
+    /// The region that was fenced (the old owner).
+    pub region: RegionId,
+    /// The highest seq of `region` that the new owner had applied when it
+    /// took over: writes at or below it are kept, writes past it are fenced.
+    pub after_seq: u64,
+    /// The epoch the takeover created.
+    pub epoch: u64,
+    /// The region that took over.
+    pub to: RegionId,
+}
+
+impl Fence {
+    /// True when a write of `origin` at `seq` to `collection`, made under
+    /// `write_epoch`, falls behind this fence.
+    pub fn covers(&self, collection: &str, origin: RegionId, seq: u64, write_epoch: u64) -> bool {
+        self.collection == collection
+            && self.region == origin
+            && seq > self.after_seq
+            && write_epoch < self.epoch
+    }
+}
+
 /// What [`OwnershipMap::merge`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MergeOutcome {
@@ -53,6 +85,12 @@ pub struct OwnershipMap {
     rules: BTreeMap<String, Rule>,
     /// Per collection, keys whose owner was set explicitly; never holds an empty inner map.
     overrides: BTreeMap<String, BTreeMap<Vec<u8>, RegionId>>,
+    /// Per collection, regions whose keys (by the rule) were taken over, and by whom.
+    #[serde(default)]
+    reassigned: BTreeMap<String, BTreeMap<RegionId, RegionId>>,
+    /// Every fence set by a takeover, oldest first.
+    #[serde(default)]
+    fences: Vec<Fence>,
 }
 
 impl OwnershipMap {
@@ -81,16 +119,134 @@ impl OwnershipMap {
     /// A key moved by [`OwnershipMap::move_keys`] belongs to the region it
     /// was moved to; every other key is resolved by the collection's rule.
     pub fn owner(&self, collection: &str, key: &[u8]) -> Result<RegionId, OwnershipError> {
-        let rule = self
-            .rules
-            .get(collection)
-            .ok_or_else(|| OwnershipError::UnknownCollection {
+        self.owner_or(collection, key, None)
+    }
+
+    /// The home region of `key` in `collection`, with `default` as the
+    /// collection's rule when the map has none (a rule from configuration).
+    ///
+    /// A key moved by [`OwnershipMap::move_keys`] belongs to the region it
+    /// was moved to. Any other key is resolved by the rule, and if the rule's
+    /// region was taken over ([`OwnershipMap::take_over`]), by the region
+    /// that took it over.
+    pub fn owner_or(
+        &self,
+        collection: &str,
+        key: &[u8],
+        default: Option<&Rule>,
+    ) -> Result<RegionId, OwnershipError> {
+        let rule = self.rules.get(collection).or(default).ok_or_else(|| {
+            OwnershipError::UnknownCollection {
                 collection: collection.to_owned(),
-            })?;
-        match self.override_of(collection, key) {
-            Some(region) => Ok(region),
-            None => rule.owner(key),
+            }
+        })?;
+        if let Some(region) = self.override_of(collection, key) {
+            return Ok(region);
         }
+        let by_rule = rule.owner(key)?;
+        Ok(self
+            .reassigned
+            .get(collection)
+            .and_then(|r| r.get(&by_rule))
+            .copied()
+            .unwrap_or(by_rule))
+    }
+
+    /// Inserts `rule` for `collection` if the map has none, without bumping
+    /// the epoch. Only for use right before a change that bumps it (so the
+    /// rule travels with that change); returns true when it inserted.
+    pub fn ensure_rule(&mut self, collection: &str, rule: &Rule) -> Result<bool, OwnershipError> {
+        if self.rules.contains_key(collection) {
+            return Ok(false);
+        }
+        rule.validate()?;
+        self.rules.insert(collection.to_owned(), rule.clone());
+        Ok(true)
+    }
+
+    /// Every fence set by a takeover, oldest first.
+    pub fn fences(&self) -> &[Fence] {
+        &self.fences
+    }
+
+    /// The fence that a write of `origin` at `seq` to `collection` under
+    /// `write_epoch` falls behind, if any (see [`Fence::covers`]).
+    pub fn fence_for(
+        &self,
+        collection: &str,
+        origin: RegionId,
+        seq: u64,
+        write_epoch: u64,
+    ) -> Option<&Fence> {
+        self.fences
+            .iter()
+            .find(|f| f.covers(collection, origin, seq, write_epoch))
+    }
+
+    /// Forced takeover: `to` becomes the owner of every key of `from` in
+    /// each of `collections`, and `from` is fenced after `after_seq` (the
+    /// highest seq of `from` the new owner has applied). One epoch bump for
+    /// the whole change; returns the new epoch.
+    ///
+    /// Keys moved to `from` explicitly move to `to`, and regions taken over
+    /// by `from` earlier now belong to `to`. A region cannot take over from
+    /// itself, and `collections` must not be empty.
+    ///
+    /// ```
+    /// use concord_crdt::RegionId;
+    /// use concord_ownership::{OwnershipMap, Rule};
+    ///
+    /// let (a, b) = (RegionId::new(0), RegionId::new(1));
+    /// let mut map = OwnershipMap::new();
+    /// map.set_rule("users", Rule::modulo(vec![a, b])?)?;
+    /// let epoch = map.take_over(["users".to_string()], a, b, 17)?;
+    /// assert_eq!(map.owner("users", b"42")?, b);
+    /// // A write of `a` past seq 17 under the old epoch is fenced.
+    /// assert!(map.fence_for("users", a, 18, epoch - 1).is_some());
+    /// assert!(map.fence_for("users", a, 17, epoch - 1).is_none());
+    /// assert!(map.fence_for("users", a, 18, epoch).is_none());
+    /// # Ok::<(), concord_ownership::OwnershipError>(())
+    /// ```
+    pub fn take_over(
+        &mut self,
+        collections: impl IntoIterator<Item = String>,
+        from: RegionId,
+        to: RegionId,
+        after_seq: u64,
+    ) -> Result<u64, OwnershipError> {
+        let collections: Vec<String> = collections.into_iter().collect();
+        if from == to {
+            return Err(OwnershipError::SelfTakeover { region: from });
+        }
+        if collections.is_empty() {
+            return Err(OwnershipError::NothingToTakeOver);
+        }
+        let epoch = self.next_epoch()?;
+        for collection in collections {
+            if let Some(keys) = self.overrides.get_mut(&collection) {
+                for owner in keys.values_mut() {
+                    if *owner == from {
+                        *owner = to;
+                    }
+                }
+            }
+            let reassigned = self.reassigned.entry(collection.clone()).or_default();
+            for owner in reassigned.values_mut() {
+                if *owner == from {
+                    *owner = to;
+                }
+            }
+            reassigned.insert(from, to);
+            self.fences.push(Fence {
+                collection,
+                region: from,
+                after_seq,
+                epoch,
+                to,
+            });
+        }
+        self.epoch = epoch;
+        Ok(epoch)
     }
 
     /// Sets (or replaces) the rule of `collection` and bumps the epoch.

@@ -26,7 +26,7 @@ use crate::{OwnershipError, RuleDefect, key_hash};
 /// assert!(rule.owner(b"alice").is_err());
 /// # Ok::<(), concord_ownership::OwnershipError>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Rule {
     /// The key is a decimal `u64` id `n`; its owner is `regions[n % regions.len()]`.
     ///

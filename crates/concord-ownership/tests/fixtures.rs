@@ -12,7 +12,8 @@
 //! - error: `NotAnInteger`, `NoOwner`, `UnknownCollection`,
 //!   `InvalidRule(<defect>)` with defect `NoRegions`, `NoRanges`,
 //!   `UnsortedBounds(<index>)` or `LastBoundNotMax(<bound>)`,
-//!   `EpochConflict(<epoch>)`, `Fenced(<write>,<current>)`, `EpochOverflow`.
+//!   `EpochConflict(<epoch>)`, `Fenced(<write>,<current>)`, `EpochOverflow`,
+//!   `SelfTakeover`, `NothingToTakeOver`.
 //!
 //! Lines:
 //! - `rule <collection> modulo <region>...`
@@ -22,6 +23,10 @@
 //!
 //!   `rule` and `move` may end in `-> <error>`: the change must fail with
 //!   exactly that error and leave the map unchanged.
+//! - `takeover <from region> <to region> <after seq> <collection>...` is a
+//!   forced takeover (may end in `-> <error>` too).
+//! - `fenced <collection> <origin region> <seq> <write epoch> -> yes | no`
+//!   asks whether a write falls behind a fence.
 //! - `owner <collection> <key> -> <region>`
 //! - `error <collection> <key> -> <error>` (the error's key/collection must match too)
 //! - `hash <key> -> <number>` pins `key_hash`.
@@ -95,6 +100,8 @@ fn render_error(error: &OwnershipError) -> String {
             current,
         } => format!("Fenced({write_epoch},{current})"),
         OwnershipError::EpochOverflow => "EpochOverflow".into(),
+        OwnershipError::SelfTakeover { .. } => "SelfTakeover".into(),
+        OwnershipError::NothingToTakeOver => "NothingToTakeOver".into(),
     }
 }
 
@@ -212,6 +219,26 @@ impl Runner {
                 let to = region(to)?;
                 let keys = keys.iter().map(|k| key(k)).collect::<Result<Vec<_>, _>>()?;
                 expect_change(&mut self.map, rhs, |m| m.move_keys(collection, keys, to))
+            }
+            ["takeover", from, to, after, collections @ ..] => {
+                let (from, to, after) = (region(from)?, region(to)?, number(after)?);
+                let collections: Vec<String> = collections.iter().map(|c| c.to_string()).collect();
+                expect_change(&mut self.map, rhs, |m| {
+                    m.take_over(collections, from, to, after)
+                })
+            }
+            ["fenced", collection, origin, seq, write_epoch] => {
+                let fenced = self
+                    .map
+                    .fence_for(collection, region(origin)?, number(seq)?, number(write_epoch)?)
+                    .is_some();
+                let got = if fenced { "yes" } else { "no" };
+                let expected = one(rhs)?;
+                if got == expected {
+                    Ok(())
+                } else {
+                    Err(format!("fenced {got}, expected {expected}"))
+                }
             }
             ["owner", collection, k] => {
                 let expected = region(one(rhs)?)?;
