@@ -33,3 +33,45 @@ impl<S: Storage> Engine<S> {
         })
     }
 }
+
+impl<S: Storage> Engine<S> {
+    /// Checks a client write without making it: the collection exists, the
+    /// op suits its policy, and the key and value are within the limits.
+    /// [`Engine::write`] makes the same checks; this lets a caller refuse a
+    /// group of writes before making any of them.
+    pub fn check(&self, req: &crate::ClientWrite) -> Result<(), CoreError> {
+        use crate::{ClientOp, Policy};
+        let too_large = |what: &'static str, len: usize, max: usize| {
+            (len > max).then_some(CoreError::TooLarge { what, len, max })
+        };
+        if let Some(e) = too_large("key", req.key.len(), self.config.max_key_bytes) {
+            return Err(e);
+        }
+        if let ClientOp::Put(v) = &req.op
+            && let Some(e) = too_large("value", v.len(), self.config.max_value_bytes)
+        {
+            return Err(e);
+        }
+        let policy = self
+            .collections
+            .get(&req.collection)
+            .map(|e| e.config.policy)
+            .ok_or_else(|| CoreError::UnknownCollection(req.collection.clone()))?;
+        let fits = match req.op {
+            ClientOp::Put(_) | ClientOp::Delete => policy != Policy::Counter,
+            ClientOp::Add(_) => policy == Policy::Counter,
+        };
+        if !fits {
+            return Err(CoreError::WrongOpKind {
+                collection: req.collection.clone(),
+                policy,
+                op: match req.op {
+                    ClientOp::Put(_) => "put",
+                    ClientOp::Delete => "delete",
+                    ClientOp::Add(_) => "increment",
+                },
+            });
+        }
+        Ok(())
+    }
+}
