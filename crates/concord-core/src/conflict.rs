@@ -1,6 +1,7 @@
 //! Conflict-queue items: what no rule may decide, kept for the application.
 
 use concord_clock::WallTime;
+use concord_crdt::{Dot, RegionId};
 use serde::{Deserialize, Serialize};
 
 use crate::{EntityKey, Version, WriteRef};
@@ -20,6 +21,18 @@ pub enum ConflictReason {
     FutureTimestamp {
         /// How far ahead of this region's clock it was, in microseconds.
         ahead_micros: i64,
+    },
+    /// A write of an owned collection made by a region that had already been
+    /// fenced by a forced takeover (it came after the fence and carries an
+    /// older epoch). It is not applied; the application decides what to do
+    /// with it, typically by resolving the item at the owner.
+    Fenced {
+        /// The region that took over (the key's owner after the takeover).
+        owner: RegionId,
+        /// The epoch of the takeover that fenced it.
+        fence_epoch: u64,
+        /// For `mv`/`queue`: the write's dot, which a resolution covers.
+        dot: Option<Dot>,
     },
 }
 

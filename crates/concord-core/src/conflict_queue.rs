@@ -13,10 +13,21 @@ enum Slot {
     Concurrent(EntityKey),
     SiblingCap(EntityKey),
     Future(WriteRef),
+    Fenced(WriteRef),
 }
 
 fn slot_of(item: &ConflictItem) -> Slot {
+    let first = || {
+        item.versions.first().map_or(
+            WriteRef {
+                origin: concord_crdt::RegionId::new(0),
+                seq: 0,
+            },
+            |v| v.write,
+        )
+    };
     match &item.reason {
+        ConflictReason::Fenced { .. } => Slot::Fenced(first()),
         ConflictReason::Concurrent => Slot::Concurrent(item.entity.clone()),
         ConflictReason::SiblingCap { .. } => Slot::SiblingCap(item.entity.clone()),
         ConflictReason::FutureTimestamp { .. } => Slot::Future(item.versions.first().map_or(
@@ -161,6 +172,27 @@ impl ConflictQueue {
             Slot::Future(version.write),
             entity,
             ConflictReason::FutureTimestamp { ahead_micros },
+            vec![version],
+            now,
+        )
+    }
+
+    /// A fenced write was refused (or found applied once its fence was
+    /// learned). Returns true when a new item was opened.
+    pub(crate) fn fenced(
+        &mut self,
+        entity: &EntityKey,
+        version: Version,
+        reason: ConflictReason,
+        now: WallTime,
+    ) -> bool {
+        if self.open.contains_key(&Slot::Fenced(version.write)) {
+            return false;
+        }
+        self.upsert(
+            Slot::Fenced(version.write),
+            entity,
+            reason,
             vec![version],
             now,
         )

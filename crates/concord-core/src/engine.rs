@@ -165,6 +165,16 @@ pub struct Engine<S: Storage> {
     /// Set when a peer holds more of this region's own writes than this node
     /// does: local writes are refused until a snapshot restores them.
     pub(crate) own_writes_behind: Option<u64>,
+    /// The replicated ownership map.
+    pub(crate) ownership: crate::OwnershipState,
+    /// A new map was adopted since the last checkpoint.
+    pub(crate) ownership_changed: bool,
+    /// While replaying: maps met in the log, adopted once replay is done.
+    pub(crate) deferred_ownership: Option<Vec<crate::OwnershipState>>,
+    /// Forced takeovers this region made.
+    pub(crate) failovers: Vec<crate::FailoverEvent>,
+    /// Handoffs this region started.
+    pub(crate) handoffs: Vec<crate::Handoff>,
 }
 
 impl<S: Storage> Engine<S> {
@@ -223,7 +233,7 @@ impl<S: Storage> Engine<S> {
             clock,
             hlc,
             collections,
-            applied_wall: BTreeMap::new(),
+            applied_wall: meta.applied_walls.into_iter().collect(),
             known_heads: BTreeMap::new(),
             pending_local: Vec::new(),
             pending_dots: HashMap::new(),
@@ -237,8 +247,21 @@ impl<S: Storage> Engine<S> {
             checkpointed: cursors.iter().copied().collect(),
             trimmed: BTreeMap::new(),
             own_writes_behind: None,
+            ownership: meta.ownership.unwrap_or_default(),
+            ownership_changed: false,
+            deferred_ownership: None,
+            failovers: meta.failovers,
+            handoffs: meta.handoffs,
         };
-        engine.replay()?;
+        engine.deferred_ownership = Some(Vec::new());
+        let replayed = engine.replay();
+        // Maps met in the log are adopted after every origin is replayed:
+        // the writes replayed were decided under the checkpointed map (a new
+        // map is checkpointed as soon as it is adopted).
+        for state in engine.deferred_ownership.take().unwrap_or_default() {
+            engine.adopt_ownership(state);
+        }
+        replayed?;
         // What the log no longer holds: below its first record, or all of
         // it when the log is empty though writes were applied.
         let bounds: BTreeMap<RegionId, u64> = engine
@@ -486,6 +509,7 @@ impl<S: Storage> Engine<S> {
             .get(&req.collection)
             .map(|e| e.config.policy)
             .ok_or_else(|| CoreError::UnknownCollection(req.collection.clone()))?;
+        let epoch = self.check_local_owner(&req.collection, &req.key)?;
         let entity_key = EntityKey::new(req.collection.clone(), req.key.clone());
         let region = self.config.region;
         let op = match (req.op, policy) {
@@ -512,7 +536,7 @@ impl<S: Storage> Engine<S> {
             }
         };
         let context = req.context.unwrap_or_default();
-        self.tag_and_apply(entity_key, policy, op, context, None)
+        self.tag_and_apply(entity_key, policy, op, context, None, epoch)
     }
 
     /// Resolves an open conflict-queue item with `value` (`None` deletes).
@@ -550,17 +574,24 @@ impl<S: Storage> Engine<S> {
                 op: "resolve",
             });
         }
-        let context = self
+        let epoch = self.check_local_owner(&entity_key.collection, &entity_key.key)?;
+        let mut context = self
             .entities
             .get(&entity_key.collection, &entity_key.key)
             .map(|e| e.context(policy))
             .unwrap_or_default();
+        if let crate::ConflictReason::Fenced { dot: Some(dot), .. } = &it.reason {
+            // A fenced write was never applied here: the resolution covers
+            // it explicitly, so it replaces it where it was applied.
+            context.apply_dot(*dot);
+        }
         self.tag_and_apply(
             entity_key,
             policy,
             Op::Resolve { value, resolves },
             context,
             Some(after),
+            epoch,
         )
     }
 
@@ -578,18 +609,20 @@ impl<S: Storage> Engine<S> {
             Op::Configure(config),
             VersionVector::new(),
             None,
+            0,
         )
     }
 
     /// Builds the tagged write, applies it, and keeps it for the next commit.
     /// `after`: stamps the write must exceed (a resolution's versions).
-    fn tag_and_apply(
+    pub(crate) fn tag_and_apply(
         &mut self,
         entity: EntityKey,
         policy: Policy,
         op: Op,
         context: VersionVector,
         after: Option<(HlcTime, WallTime)>,
+        epoch: u64,
     ) -> Result<Accepted, CoreError> {
         let region = self.config.region;
         let seq = self.next_seq()?;
@@ -621,7 +654,7 @@ impl<S: Storage> Engine<S> {
             collection: entity.collection,
             key: entity.key,
             context,
-            epoch: 0,
+            epoch,
             policy,
             dot,
             op,
@@ -713,7 +746,27 @@ impl<S: Storage> Engine<S> {
             }
             return Ok(());
         }
+        if let Op::Ownership(map) = &w.op {
+            let state = crate::OwnershipState {
+                map: map.clone(),
+                set_by: Some((w.hlc, w.write_ref())),
+            };
+            match (&mut self.deferred_ownership, source) {
+                (Some(deferred), Source::Replay) => deferred.push(state),
+                _ => {
+                    self.adopt_ownership(state);
+                }
+            }
+            return Ok(());
+        }
         if matches!(w.op, Op::Withheld) {
+            return Ok(());
+        }
+        if source != Source::Local
+            && let Some(fence) = self.fence_of(w)
+        {
+            let (owner, epoch) = (fence.to, fence.epoch);
+            self.queue_fenced(w, owner, epoch);
             return Ok(());
         }
         if source == Source::Remote && !self.collections.contains_key(&w.collection) {
@@ -878,6 +931,14 @@ impl<S: Storage> Engine<S> {
             next_item_id: self.queue.next_id(),
             queue_position: self.queue.position(),
             next_loser_id: self.losers.next_id(),
+            ownership: self
+                .ownership
+                .set_by
+                .is_some()
+                .then(|| self.ownership.clone()),
+            failovers: self.failovers.clone(),
+            handoffs: self.handoffs.clone(),
+            applied_walls: self.applied_wall.iter().map(|(r, w)| (*r, *w)).collect(),
         };
         self.storage.checkpoint(&CheckpointDelta {
             cursors: self.cursors(),
@@ -889,6 +950,7 @@ impl<S: Storage> Engine<S> {
             meta,
         })?;
         self.since_checkpoint = 0;
+        self.ownership_changed = false;
         self.checkpointed = self.applied.clone();
         Ok(report)
     }

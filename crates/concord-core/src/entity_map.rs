@@ -82,6 +82,17 @@ impl EntityMap {
         })
     }
 
+    /// The entities of one collection, with their keys.
+    pub(crate) fn in_collection<'a>(
+        &'a self,
+        collection: &Collection,
+    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Entity)> + 'a {
+        self.collections
+            .get(collection)
+            .into_iter()
+            .flat_map(|keys| keys.iter().map(|(k, s)| (k, &s.entity)))
+    }
+
     /// The entities changed since the last call, and forget that they changed.
     pub(crate) fn take_dirty(&mut self) -> Vec<(EntityKey, Entity)> {
         let mut out = Vec::new();

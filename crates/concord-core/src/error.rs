@@ -99,6 +99,54 @@ pub enum CoreError {
         holds: u64,
     },
 
+    /// The key belongs to another region in an owned collection: the node
+    /// forwards the write to `owner` when `forward` is set, or refuses it
+    /// naming the owner.
+    #[error(
+        "{collection} key {key:?} is owned by region {owner} (ownership epoch {epoch}), not this region"
+    )]
+    NotOwner {
+        /// The collection.
+        collection: Collection,
+        /// The key.
+        key: Vec<u8>,
+        /// The region that owns it.
+        owner: RegionId,
+        /// The ownership epoch this node decided under.
+        epoch: u64,
+        /// The collection asks for writes to be forwarded to the owner.
+        forward: bool,
+    },
+
+    /// The key is being handed over to another region: writes wait until
+    /// the handoff completes (then they go to `to`) or is cancelled.
+    #[error("{collection} key {key:?} is being handed over to region {to} (handoff {handoff})")]
+    HandoffInProgress {
+        /// The collection.
+        collection: Collection,
+        /// The key.
+        key: Vec<u8>,
+        /// The region it moves to.
+        to: RegionId,
+        /// The handoff's id.
+        handoff: u64,
+    },
+
+    /// A handoff id this node does not know, or one no longer draining.
+    #[error("no draining handoff {0}")]
+    UnknownHandoff(u64),
+
+    /// A handoff or takeover that cannot be made.
+    #[error("invalid ownership change: {reason}")]
+    InvalidOwnershipChange {
+        /// Why.
+        reason: &'static str,
+    },
+
+    /// The ownership map refused a lookup or a change.
+    #[error("ownership: {0}")]
+    Ownership(#[from] concord_ownership::OwnershipError),
+
     /// A counter would pass the range of its totals.
     #[error("counter total would overflow")]
     CounterOverflow,

@@ -17,6 +17,7 @@ mod error;
 mod lag;
 mod loser_log;
 mod memory_storage;
+mod ownership;
 mod peer_message;
 mod peer_view;
 mod policy;
@@ -34,8 +35,11 @@ pub use entity::{Effect, Entity, PolicyState, Value, Version};
 pub use error::CoreError;
 pub use lag::{ChannelStatus, LagThresholds, OriginLag};
 pub use memory_storage::MemoryStorage;
+pub use ownership::{FailoverEvent, Handoff, HandoffStatus, OriginRpo, OwnershipState};
 pub use peer_message::{Cursors, Head, PeerMessage};
-pub use policy::{CollectionConfig, Policy, Replication, SkewAction, UnknownPolicy};
+pub use policy::{
+    CollectionConfig, OwnershipConfig, Policy, Replication, SkewAction, UnknownPolicy,
+};
 pub use stats::Stats;
 pub use storage::{
     Checkpoint, CheckpointDelta, CollectionEntry, EngineMeta, LogBounds, LoserRecord, Storage,

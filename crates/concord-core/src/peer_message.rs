@@ -59,6 +59,8 @@ pub enum PeerMessage {
         entities: Vec<(EntityKey, Entity)>,
         /// Collections changed at runtime.
         collections: Vec<CollectionEntry>,
+        /// The sender's ownership map (`None`: never changed).
+        ownership: Option<crate::OwnershipState>,
     },
     /// Asks the peer for a snapshot: this node holds less of its own writes
     /// than the peer does (it lost its disk), so it must not write again

@@ -2,7 +2,7 @@
 
 use concord_crdt::RegionId;
 
-use crate::{CoreError, Engine, EntityKey, Entity, PeerMessage, Storage};
+use crate::{CoreError, Engine, Entity, EntityKey, PeerMessage, Storage};
 
 impl<S: Storage> Engine<S> {
     /// The peers with a connection up now.
@@ -30,13 +30,20 @@ impl<S: Storage> Engine<S> {
                 .filter(|e| e.set_by.is_some())
                 .cloned()
                 .collect(),
+            ownership: self
+                .ownership
+                .set_by
+                .is_some()
+                .then(|| self.ownership.clone()),
         })
     }
 }
 
 impl<S: Storage> Engine<S> {
     /// Checks a client write without making it: the collection exists, the
-    /// op suits its policy, and the key and value are within the limits.
+    /// op suits its policy, the key and value are within the limits, and in
+    /// an owned collection this region owns the key and is not handing it
+    /// over ([`CoreError::NotOwner`], [`CoreError::HandoffInProgress`]).
     /// [`Engine::write`] makes the same checks; this lets a caller refuse a
     /// group of writes before making any of them.
     pub fn check(&self, req: &crate::ClientWrite) -> Result<(), CoreError> {
@@ -72,6 +79,7 @@ impl<S: Storage> Engine<S> {
                 },
             });
         }
+        self.check_local_owner(&req.collection, &req.key)?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use concord_crdt::RegionId;
+use concord_ownership::Rule;
 use serde::{Deserialize, Serialize};
 
 /// How a collection resolves concurrent writes.
@@ -98,6 +99,39 @@ pub enum SkewAction {
     Refuse,
 }
 
+/// The `owned` mode of a collection: every key has one home region, the only
+/// region that accepts writes to it. Inside the owner, the collection's
+/// policy applies as usual.
+///
+/// `rule` is the collection's base rule: the replicated ownership map (see
+/// [`crate::Engine::ownership`]) refines it with keys moved by a handoff and
+/// regions taken over, and replaces it if the map carries a rule of its own.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OwnershipConfig {
+    /// Which region owns which key.
+    pub rule: Rule,
+    /// A write at a non-owner should be forwarded to the owner by the node
+    /// (`true`) rather than refused. The engine refuses it either way with
+    /// [`crate::CoreError::NotOwner`], which carries this flag.
+    pub forward: bool,
+}
+
+impl OwnershipConfig {
+    /// Owned by `rule`; writes at a non-owner are refused, not forwarded.
+    pub fn new(rule: Rule) -> Self {
+        Self {
+            rule,
+            forward: false,
+        }
+    }
+
+    /// The same, forwarding writes at a non-owner to the owner.
+    pub fn forwarding(mut self) -> Self {
+        self.forward = true;
+        self
+    }
+}
+
 /// The configuration of one collection.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CollectionConfig {
@@ -110,6 +144,10 @@ pub struct CollectionConfig {
     pub max_siblings: u32,
     /// What to do with a remote write too far in the future.
     pub skew_action: SkewAction,
+    /// `Some`: the collection is owned (one home region per key); `None`
+    /// (the default): every region accepts writes to every key.
+    #[serde(default)]
+    pub owned: Option<OwnershipConfig>,
 }
 
 impl CollectionConfig {
@@ -120,7 +158,25 @@ impl CollectionConfig {
             replication: Replication::Everywhere,
             max_siblings: 16,
             skew_action: SkewAction::Queue,
+            owned: None,
         }
+    }
+
+    /// The same, in `owned` mode.
+    ///
+    /// ```
+    /// use concord_core::{CollectionConfig, OwnershipConfig, Policy};
+    /// use concord_crdt::RegionId;
+    /// use concord_ownership::Rule;
+    ///
+    /// let rule = Rule::modulo(vec![RegionId::new(0), RegionId::new(1)])?;
+    /// let config = CollectionConfig::new(Policy::LwwHlc).owned(OwnershipConfig::new(rule));
+    /// assert!(config.owned.is_some());
+    /// # Ok::<(), concord_ownership::OwnershipError>(())
+    /// ```
+    pub fn owned(mut self, ownership: OwnershipConfig) -> Self {
+        self.owned = Some(ownership);
+        self
     }
 
     /// The same, with the given replication.

@@ -46,7 +46,20 @@ impl<S: Storage> Engine<S> {
     /// fills; a write stamped beyond the max skew is held (and queued, if the
     /// collection says so) until this region's clock catches up. A batch
     /// that mixes origins or skips seqs is refused whole.
+    ///
+    /// A newer ownership map (in a write or a snapshot) is adopted and
+    /// checkpointed before this returns.
     pub fn receive(
+        &mut self,
+        from: RegionId,
+        message: PeerMessage,
+    ) -> Result<Vec<Outgoing>, CoreError> {
+        let mut out = self.receive_message(from, message)?;
+        out.extend(self.checkpoint_if_ownership_changed()?);
+        Ok(out)
+    }
+
+    fn receive_message(
         &mut self,
         from: RegionId,
         message: PeerMessage,
@@ -122,7 +135,8 @@ impl<S: Storage> Engine<S> {
                 cursors,
                 entities,
                 collections,
-            } => self.receive_snapshot(from, cursors, entities, collections),
+                ownership,
+            } => self.receive_snapshot(from, cursors, entities, collections, ownership),
             PeerMessage::SnapshotRequest => {
                 self.link(from)?.needs_snapshot = true;
                 Ok(Vec::new())
@@ -378,10 +392,13 @@ impl<S: Storage> Engine<S> {
                     };
                     let mut batch = Vec::with_capacity(writes.len());
                     for w in writes {
-                        let allowed = self
-                            .collections
-                            .get(&w.collection)
-                            .is_none_or(|e| e.config.replication.allows(peer));
+                        // Ownership changes go everywhere, whatever the
+                        // residency of the collection they name.
+                        let allowed = matches!(w.op, Op::Ownership(_))
+                            || self
+                                .collections
+                                .get(&w.collection)
+                                .is_none_or(|e| e.config.replication.allows(peer));
                         match (allowed, matches!(w.op, Op::Withheld)) {
                             (true, true) => break,
                             (true, false) | (false, true) => batch.push(w),
@@ -414,12 +431,14 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Time passes: releases held future writes, asks for resends of dropped
-    /// writes, sends heartbeats to idle peers, updates lag, and checkpoints
-    /// when enough has been applied.
+    /// writes, sends heartbeats to idle peers, updates lag, moves the map of
+    /// handoffs whose new owner has caught up, and checkpoints when enough
+    /// has been applied (or a new ownership map was adopted).
     pub fn tick(&mut self) -> Result<Vec<Outgoing>, CoreError> {
         let now = self.clock.now();
         self.release_future()?;
-        let mut out = Vec::new();
+        let mut out = self.checkpoint_if_ownership_changed()?;
+        out.extend(self.progress_handoffs()?);
         let connected: Vec<RegionId> = self
             .peers
             .iter()

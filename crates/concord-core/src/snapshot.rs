@@ -51,6 +51,11 @@ impl<S: Storage> Engine<S> {
             .filter(|e| e.set_by.is_some())
             .cloned()
             .collect();
+        let ownership = self
+            .ownership
+            .set_by
+            .is_some()
+            .then(|| self.ownership.clone());
         for peer in needy {
             if let Some(link) = self.peers.get_mut(&peer) {
                 link.needs_snapshot = false;
@@ -68,6 +73,7 @@ impl<S: Storage> Engine<S> {
                     cursors: cursors.clone(),
                     entities: entities.clone(),
                     collections: collections.clone(),
+                    ownership: ownership.clone(),
                 },
             });
         }
@@ -84,6 +90,7 @@ impl<S: Storage> Engine<S> {
         cursors: Vec<(RegionId, u64)>,
         entities: Vec<(EntityKey, Entity)>,
         collections: Vec<crate::CollectionEntry>,
+        ownership: Option<crate::OwnershipState>,
     ) -> Result<Vec<Outgoing>, CoreError> {
         // Check every merge first, so a contradicting snapshot changes nothing.
         let mut merged = Vec::with_capacity(entities.len());
@@ -125,6 +132,9 @@ impl<S: Storage> Engine<S> {
             if newer {
                 self.collections.insert(entry.collection.clone(), entry);
             }
+        }
+        if let Some(state) = ownership {
+            self.adopt_ownership(state);
         }
         let mut jumped = Vec::new();
         for (origin, seq) in cursors {

@@ -45,6 +45,15 @@ pub struct Stats {
     pub snapshots_sent: u64,
     /// State snapshots received and merged.
     pub snapshots_received: u64,
+    /// Remote writes refused because a takeover fenced their origin: each
+    /// went to the conflict queue.
+    pub fenced: u64,
+    /// Writes found applied here when their fence was learned (they arrived
+    /// first): each went to the conflict queue too.
+    pub fenced_found_applied: u64,
+    /// Ownership maps received with the same epoch as ours but other content
+    /// (two regions changed ownership at once); the newer stamp won.
+    pub ownership_conflicts: u64,
     /// Log records found corrupt while streaming to a peer (that peer gets a
     /// snapshot instead).
     pub corrupt_records: u64,

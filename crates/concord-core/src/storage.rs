@@ -86,6 +86,21 @@ pub struct EngineMeta {
     pub queue_position: u64,
     /// The id the next loser record gets.
     pub next_loser_id: u64,
+    /// The replicated ownership map, with the stamp of the change that set
+    /// it (`None`: no change was ever made; owners come from the
+    /// collections' rules).
+    #[serde(default)]
+    pub ownership: Option<crate::OwnershipState>,
+    /// Forced takeovers this region made, oldest first.
+    #[serde(default)]
+    pub failovers: Vec<crate::FailoverEvent>,
+    /// Handoffs this region started, oldest first.
+    #[serde(default)]
+    pub handoffs: Vec<crate::Handoff>,
+    /// Per origin, the origin wall time of the newest write applied here
+    /// (for lag and data at risk after a restart).
+    #[serde(default)]
+    pub applied_walls: Vec<(RegionId, WallTime)>,
 }
 
 /// The change a checkpoint makes, applied atomically and durably.

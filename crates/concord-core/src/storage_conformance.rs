@@ -459,6 +459,13 @@ fn sample_meta(generation: u64) -> EngineMeta {
         next_item_id: 4 + generation,
         queue_position: 30 + generation,
         next_loser_id: 4 + generation,
+        ownership: None,
+        failovers: Vec::new(),
+        handoffs: Vec::new(),
+        applied_walls: vec![(
+            A,
+            WallTime::from_micros(1_000 + i64::try_from(generation).unwrap_or(0)),
+        )],
     }
 }
 

@@ -41,6 +41,10 @@ pub enum Op {
     },
     /// A change of the collection's configuration (replicated like a write).
     Configure(CollectionConfig),
+    /// A change of the ownership map (a handoff or a takeover): the whole
+    /// new map. Replicated to every region whatever the collection's
+    /// residency, and merged by epoch.
+    Ownership(concord_ownership::OwnershipMap),
     /// A placeholder for a write this region may not see (residency or
     /// local-only): it keeps the origin's seqs gapless, carries no data, and
     /// changes no state.
@@ -56,6 +60,7 @@ impl Op {
             Self::Counter(_) => "counter",
             Self::Resolve { .. } => "resolve",
             Self::Configure(_) => "configure",
+            Self::Ownership(_) => "ownership",
             Self::Withheld => "withheld",
         }
     }

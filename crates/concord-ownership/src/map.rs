@@ -104,6 +104,11 @@ impl OwnershipMap {
         self.epoch
     }
 
+    /// The collections the map has a rule for, in order.
+    pub fn collections(&self) -> impl Iterator<Item = &str> + '_ {
+        self.rules.keys().map(String::as_str)
+    }
+
     /// The rule of `collection`, if it has one.
     pub fn rule(&self, collection: &str) -> Option<&Rule> {
         self.rules.get(collection)

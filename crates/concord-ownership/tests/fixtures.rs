@@ -230,7 +230,12 @@ impl Runner {
             ["fenced", collection, origin, seq, write_epoch] => {
                 let fenced = self
                     .map
-                    .fence_for(collection, region(origin)?, number(seq)?, number(write_epoch)?)
+                    .fence_for(
+                        collection,
+                        region(origin)?,
+                        number(seq)?,
+                        number(write_epoch)?,
+                    )
                     .is_some();
                 let got = if fenced { "yes" } else { "no" };
                 let expected = one(rhs)?;

@@ -16,6 +16,8 @@ pub enum ReasonKind {
     SiblingCap(u32),
     /// A remote write held because its timestamp is in the future.
     FutureTimestamp,
+    /// A write of a region fenced by a takeover.
+    Fenced,
 }
 
 impl From<&ConflictReason> for ReasonKind {
@@ -24,6 +26,7 @@ impl From<&ConflictReason> for ReasonKind {
             ConflictReason::Concurrent => Self::Concurrent,
             ConflictReason::SiblingCap { max } => Self::SiblingCap(*max),
             ConflictReason::FutureTimestamp { .. } => Self::FutureTimestamp,
+            ConflictReason::Fenced { .. } => Self::Fenced,
         }
     }
 }
