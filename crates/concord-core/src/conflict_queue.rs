@@ -50,6 +50,8 @@ pub(crate) struct ConflictQueue {
     position: u64,
     changed: BTreeSet<u64>,
     removed: Vec<u64>,
+    /// Every write a fenced item (open or closed) names: each gets one item.
+    fenced_writes: BTreeSet<WriteRef>,
 }
 
 impl ConflictQueue {
@@ -60,6 +62,10 @@ impl ConflictQueue {
             ..Self::default()
         };
         for item in items {
+            if matches!(item.reason, ConflictReason::Fenced { .. }) {
+                q.fenced_writes
+                    .extend(item.versions.iter().map(|v| v.write));
+            }
             if item.status.is_open() {
                 q.open.insert(slot_of(&item), item.id);
             }
@@ -186,7 +192,7 @@ impl ConflictQueue {
         reason: ConflictReason,
         now: WallTime,
     ) -> bool {
-        if self.open.contains_key(&Slot::Fenced(version.write)) {
+        if !self.fenced_writes.insert(version.write) {
             return false;
         }
         self.upsert(

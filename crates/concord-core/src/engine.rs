@@ -258,10 +258,10 @@ impl<S: Storage> Engine<S> {
         // Maps met in the log are adopted after every origin is replayed:
         // the writes replayed were decided under the checkpointed map (a new
         // map is checkpointed as soon as it is adopted).
-        for state in engine.deferred_ownership.take().unwrap_or_default() {
-            engine.adopt_ownership(state);
-        }
         replayed?;
+        for state in engine.deferred_ownership.take().unwrap_or_default() {
+            engine.adopt_ownership(state)?;
+        }
         // What the log no longer holds: below its first record, or all of
         // it when the log is empty though writes were applied.
         let bounds: BTreeMap<RegionId, u64> = engine
@@ -754,7 +754,7 @@ impl<S: Storage> Engine<S> {
             match (&mut self.deferred_ownership, source) {
                 (Some(deferred), Source::Replay) => deferred.push(state),
                 _ => {
-                    self.adopt_ownership(state);
+                    self.adopt_ownership(state)?;
                 }
             }
             return Ok(());

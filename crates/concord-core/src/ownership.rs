@@ -265,7 +265,7 @@ impl<S: Storage> Engine<S> {
     /// are checked against what is already applied: a write of a fenced
     /// region past its fence that arrived before the fence did goes to the
     /// conflict queue too. Returns true when the map changed.
-    pub(crate) fn adopt_ownership(&mut self, incoming: OwnershipState) -> bool {
+    pub(crate) fn adopt_ownership(&mut self, incoming: OwnershipState) -> Result<bool, CoreError> {
         let same_epoch = incoming.map.epoch() == self.ownership.map.epoch();
         if same_epoch
             && incoming.map != self.ownership.map
@@ -274,7 +274,7 @@ impl<S: Storage> Engine<S> {
             self.stats.ownership_conflicts += 1;
         }
         if incoming.version() <= self.ownership.version() {
-            return false;
+            return Ok(false);
         }
         let old = std::mem::replace(&mut self.ownership, incoming);
         let new_fences: Vec<Fence> = self
@@ -285,43 +285,88 @@ impl<S: Storage> Engine<S> {
             .filter(|f| !old.map.fences().contains(f))
             .cloned()
             .collect();
-        for fence in &new_fences {
-            self.queue_applied_behind(fence);
-        }
         self.ownership_changed = true;
-        true
+        for fence in &new_fences {
+            self.queue_applied_behind(fence)?;
+        }
+        Ok(true)
     }
 
-    /// Opens a fenced item for every version still in state that `fence`
-    /// covers (applied before the fence was known here).
-    fn queue_applied_behind(&mut self, fence: &Fence) {
+    /// Opens a fenced item for every write `fence` covers that was applied
+    /// here before the fence was known: from the fenced origin's log where
+    /// it still holds them, and from state (current versions and the loser
+    /// log) for what was trimmed.
+    fn queue_applied_behind(&mut self, fence: &Fence) -> Result<(), CoreError> {
         let Ok(collection) = Collection::new(&fence.collection) else {
-            return;
+            return Ok(());
         };
-        let mut found: Vec<(EntityKey, Version)> = Vec::new();
+        let now = self.clock.now();
+        let reason = |dot| ConflictReason::Fenced {
+            owner: fence.to,
+            fence_epoch: fence.epoch,
+            dot,
+        };
+        let mut found: Vec<(EntityKey, Version, Option<concord_crdt::Dot>)> = Vec::new();
+        let cursor = self.cursor(fence.region);
+        let mut next = fence.after_seq + 1;
+        while next <= cursor {
+            let chunk = match self.storage.read_log(fence.region, next, 4096) {
+                Ok(chunk) => chunk,
+                // Trimmed: what is left of those writes is in state.
+                Err(CoreError::LogGap { .. }) => break,
+                Err(e) => return Err(e),
+            };
+            let Some(last) = chunk.last().map(|w| w.seq) else {
+                break;
+            };
+            for w in chunk.iter().filter(|w| w.seq <= cursor) {
+                if w.collection == collection && self.fence_of_applied(w, fence) {
+                    let value = match &w.op {
+                        Op::Set(v) => Some(v.clone()),
+                        Op::Resolve { value, .. } => value.clone(),
+                        _ => None,
+                    };
+                    found.push((w.entity(), Version::of(w, value), w.dot));
+                }
+            }
+            next = last + 1;
+        }
+        let covered = |v: &Version| v.write.origin == fence.region && v.write.seq > fence.after_seq;
         for (key, entity) in self.entities.in_collection(&collection) {
             for state in entity.states() {
                 let policy = crate::entity::policy_of(state);
                 for v in entity.versions(policy) {
-                    if v.write.origin == fence.region && v.write.seq > fence.after_seq {
-                        found.push((EntityKey::new(collection.clone(), key.clone()), v.clone()));
+                    if covered(v) {
+                        let e = EntityKey::new(collection.clone(), key.clone());
+                        found.push((e, v.clone(), None));
                     }
                 }
             }
         }
-        found.sort_by(|a, b| (&a.0, a.1.write).cmp(&(&b.0, b.1.write)));
-        let now = self.clock.now();
-        for (entity, version) in found {
-            self.stats.fenced_found_applied += 1;
-            let reason = ConflictReason::Fenced {
-                owner: fence.to,
-                fence_epoch: fence.epoch,
-                dot: None,
-            };
-            if self.queue.fenced(&entity, version, reason, now) {
+        for l in self.losers.records() {
+            if l.entity.collection == collection && covered(&l.loser) {
+                found.push((l.entity.clone(), l.loser.clone(), None));
+            }
+        }
+        // Deterministic order; the log's entry (with its dot) first.
+        found.sort_by(|a, b| (&a.0, a.1.write, b.2).cmp(&(&b.0, b.1.write, a.2)));
+        found.dedup_by(|a, b| a.1.write == b.1.write);
+        for (entity, version, dot) in found {
+            if self.queue.fenced(&entity, version, reason(dot), now) {
+                self.stats.fenced_found_applied += 1;
                 self.stats.conflicts_opened += 1;
             }
         }
+        Ok(())
+    }
+
+    /// True when `w`, a logged write of the fenced origin, is one `fence`
+    /// covers (what the receive path would have refused).
+    fn fence_of_applied(&self, w: &TaggedWrite, fence: &Fence) -> bool {
+        matches!(
+            w.op,
+            Op::Set(_) | Op::Delete | Op::Counter(_) | Op::Resolve { .. }
+        ) && fence.covers(w.collection.as_str(), w.origin, w.seq, w.epoch)
     }
 
     /// After a new map was adopted: checkpoint, so that no write of another
@@ -521,7 +566,6 @@ impl<S: Storage> Engine<S> {
             after,
         )?;
         let accepted = self.change_ownership(first, map)?;
-        let outgoing = self.checkpoint_if_ownership_changed()?;
         let event = FailoverEvent {
             from,
             to: self.config.region,
@@ -535,7 +579,16 @@ impl<S: Storage> Engine<S> {
             write: accepted.write,
         };
         self.failovers.push(event.clone());
-        Ok((event, outgoing))
+        // Durable with the event, so that both survive a restart together.
+        match self.checkpoint_if_ownership_changed() {
+            Ok(outgoing) => Ok((event, outgoing)),
+            Err(e) => {
+                if let Some(last) = self.failovers.last_mut() {
+                    last.completed = None;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Forced takeovers this region made, oldest first.

@@ -134,7 +134,7 @@ impl<S: Storage> Engine<S> {
             }
         }
         if let Some(state) = ownership {
-            self.adopt_ownership(state);
+            self.adopt_ownership(state)?;
         }
         let mut jumped = Vec::new();
         for (origin, seq) in cursors {
