@@ -15,6 +15,35 @@ pub enum NodeError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A message from a client or a peer is malformed: `field` names the part.
+    #[error("malformed {field}: {reason}")]
+    Malformed {
+        /// The offending field, e.g. `batch.writes[3].seq`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A write concern asks for more regions than the collection replicates to.
+    #[error(
+        "write concern wants {wanted} other regions, but collection {collection} replicates to {possible}"
+    )]
+    Concern {
+        /// The collection.
+        collection: String,
+        /// The regions asked for.
+        wanted: usize,
+        /// The regions the collection's writes go to.
+        possible: usize,
+    },
+    /// One write of a group was refused, so none was made.
+    #[error("writes[{index}]: {source}")]
+    Item {
+        /// Its position in the group.
+        index: usize,
+        /// Why.
+        #[source]
+        source: Box<NodeError>,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

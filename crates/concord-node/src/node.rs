@@ -1,0 +1,264 @@
+//! A running region node: the store, the engine thread, the gRPC server
+//! (client, peer, health and reflection services), the peer dialers and the
+//! metrics endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use concord_clock::SystemClock;
+use concord_core::{CoreError, Engine, PeerMessage};
+use concord_store::SledStore;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::NodeConfig;
+use crate::driver::{self, Command, DriverHandle, DriverSettings, NodeEngine};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::peer::{PeerContext, PeerService};
+use crate::service::{ClientService, ServiceSettings};
+use crate::{NodeError, pb};
+
+/// The engine's snapshot message (for the `Snapshot` call).
+pub(crate) fn snapshot_of(e: &mut NodeEngine) -> Result<PeerMessage, CoreError> {
+    e.snapshot_message()
+}
+
+/// A node that is serving.
+pub struct Node {
+    config: NodeConfig,
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    driver: DriverHandle,
+    engine_thread: Option<std::thread::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens the store in `config.data_dir`, starts the engine and serves.
+    /// Ports of 0 in the config are chosen by the system: see
+    /// [`Node::addr`] and [`Node::metrics_addr`].
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| NodeError::Listen {
+                addr: config.listen.to_string(),
+                source,
+            })?;
+        Self::start_on(config, listener).await
+    }
+
+    /// Like [`Node::start`], serving gRPC on `listener` (already bound)
+    /// instead of `config.listen`.
+    pub async fn start_on(config: NodeConfig, listener: TcpListener) -> Result<Self, NodeError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::Io {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let data_dir = config.data_dir.clone();
+        let engine_config = config.engine_config();
+        let engine = tokio::task::spawn_blocking(move || {
+            let store = SledStore::open(&data_dir)?;
+            Engine::open(engine_config, store, Arc::new(SystemClock))
+        })
+        .await
+        .map_err(|_| NodeError::Stopped)??;
+        let region = engine.region();
+        let (driver, engine_thread) = driver::spawn(engine, DriverSettings::default())?;
+
+        let addr = listener.local_addr().map_err(|source| NodeError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+        let (stop, stop_rx) = watch::channel(false);
+        let names = config.region_names();
+        let max_message = config.tuning.max_message_bytes;
+        let peer_ctx = PeerContext {
+            driver: driver.clone(),
+            region,
+            names: names.clone(),
+            peers: config.peers().map(|p| p.id).collect(),
+            max_snapshot_bytes: 4 << 30,
+            conns: Arc::new(AtomicU64::new(1)),
+        };
+        let client = ClientService::new(
+            driver.clone(),
+            region,
+            names.clone(),
+            ServiceSettings {
+                write_concern: config.write_concern,
+                write_timeout: config.write_timeout,
+                read_wait: config.read_wait,
+            },
+        );
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<pb::concord_server::ConcordServer<ClientService>>()
+            .await;
+        health_reporter
+            .set_serving::<pb::peer_server::PeerServer<PeerService>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| NodeError::Config {
+                field: "proto".into(),
+                reason: e.to_string(),
+            })?;
+        let router = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(5)))
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(
+                pb::concord_server::ConcordServer::new(client)
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            )
+            .add_service(
+                pb::peer_server::PeerServer::new(PeerService::new(peer_ctx.clone()))
+                    .max_decoding_message_size(max_message)
+                    .max_encoding_message_size(max_message),
+            );
+        let mut tasks = Vec::new();
+        let mut server_stop = stop_rx.clone();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "gRPC server failed");
+            }
+        }));
+        // The region with the lower id opens each pair's stream.
+        for peer in config.peers().filter(|p| p.id > region) {
+            let Some(address) = peer.address.clone() else {
+                continue;
+            };
+            tasks.push(tokio::spawn(crate::peer::dial(
+                peer_ctx.clone(),
+                peer.id,
+                address,
+                max_message,
+                stop_rx.clone(),
+            )));
+        }
+        let mut metrics_addr = None;
+        if let Some(listen) = config.metrics_listen {
+            let listener = TcpListener::bind(listen)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: listen.to_string(),
+                    source,
+                })?;
+            metrics_addr = listener.local_addr().ok();
+            let (tx, rx) = watch::channel(MetricsSnapshot {
+                region: names.name(region),
+                ..MetricsSnapshot::default()
+            });
+            let d = driver.clone();
+            let n = names.clone();
+            let mut s = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match d
+                        .inspect({
+                            let n = n.clone();
+                            move |e| crate::status::metrics_of_engine(e, &n)
+                        })
+                        .await
+                    {
+                        Ok(m) => {
+                            let _ = tx.send(m);
+                        }
+                        Err(_) => return,
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = s.wait_for(|s| *s) => return,
+                    }
+                }
+            }));
+            let mut s = stop_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = s.wait_for(|s| *s).await;
+                };
+                if let Err(e) = Metrics::new(rx).serve(listener, shutdown).await {
+                    tracing::error!(error = %e, "metrics server failed");
+                }
+            }));
+        }
+        tracing::info!(region = %names.name(region), %addr, "node serving");
+        Ok(Self {
+            config,
+            addr,
+            metrics_addr,
+            driver,
+            engine_thread: Some(engine_thread),
+            stop,
+            tasks,
+        })
+    }
+
+    /// The gRPC address the node serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The metrics address, if metrics are served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The engine thread (for in-process inspection: the demo, tests).
+    pub fn driver(&self) -> &DriverHandle {
+        &self.driver
+    }
+
+    /// Stops serving, closes peer streams, and flushes: everything accepted
+    /// is durable when this returns.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
+        let _ = self.stop.send(true);
+        // Replication streams and watch streams stay open until their peer
+        // or client goes: give calls in progress a moment, then close them.
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        for mut t in self.tasks.drain(..) {
+            if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+                t.abort();
+            }
+        }
+        let (reply, rx) = oneshot::channel();
+        let result = match self.driver.send(Command::Shutdown(reply)) {
+            Ok(()) => rx.await.map_err(|_| NodeError::Stopped)?.map_err(NodeError::from),
+            Err(e) => Err(e),
+        };
+        if let Some(t) = self.engine_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        result
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The peer service: one bidirectional replication stream per pair of
+//! regions, opened by the region with the lower id, with reconnects and
+//! backoff; and state transfer in pieces.
+//!
+//! Both sides of a stream send a hello first. Each side checks that the
+//! other is the region it expects, by id and by name, before anything else
+//! flows. The engine does the rest: it streams the writes past the peer's
+//! cursors in batches of many writes, bounded by a window of unacknowledged
+//! batches (flow control), and answers with acks after its group commits.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use concord_core::PeerMessage;
+use concord_crdt::RegionId;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::config::RegionNames;
+use crate::driver::{Command, DriverHandle};
+use crate::{NodeError, convert, pb};
+
+/// A snapshot travels in pieces of this size.
+const SNAPSHOT_PIECE: usize = 1 << 20;
+
+/// Who this node is, for its peer connections.
+#[derive(Clone)]
+pub struct PeerContext {
+    /// The engine thread.
+    pub driver: DriverHandle,
+    /// This node's region.
+    pub region: RegionId,
+    /// Every region's name.
+    pub names: RegionNames,
+    /// The regions this node replicates with.
+    pub peers: Vec<RegionId>,
+    /// The largest snapshot accepted from a peer, in bytes.
+    pub max_snapshot_bytes: usize,
+    /// Connection numbers.
+    pub conns: Arc<AtomicU64>,
+}
+
+impl PeerContext {
+    fn check_hello(&self, region: RegionId, name: &str, expected: Option<RegionId>) -> Result<(), Status> {
+        if region == self.region {
+            return Err(Status::permission_denied(format!(
+                "a peer says hello as {name} ({region}), which is this node's own region"
+            )));
+        }
+        if !self.peers.contains(&region) {
+            return Err(Status::permission_denied(format!(
+                "region {region} ({name}) is not a peer of this node"
+            )));
+        }
+        let known = self.names.name(region);
+        if known != name {
+            return Err(Status::permission_denied(format!(
+                "a peer says hello as region {region} named {name:?}, but this node knows region {region} as {known:?}"
+            )));
+        }
+        if let Some(want) = expected
+            && want != region
+        {
+            return Err(Status::permission_denied(format!(
+                "the connection to {} answered as {name} ({region})",
+                self.names.name(want)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Turns the engine's messages for one peer into frames (a snapshot becomes
+/// pieces), until either side closes.
+async fn encode(
+    mut from_engine: mpsc::UnboundedReceiver<PeerMessage>,
+    to_wire: mpsc::Sender<pb::PeerFrame>,
+    name: String,
+) {
+    while let Some(m) = from_engine.recv().await {
+        let frames = match convert::frame_to_pb(&m, &name) {
+            Some(f) => vec![f],
+            None => match concord_crdt::codec::encode(&m) {
+                Ok(bytes) => {
+                    let pieces: Vec<&[u8]> = bytes.chunks(SNAPSHOT_PIECE).collect();
+                    let n = pieces.len();
+                    pieces
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, p)| pb::PeerFrame {
+                            frame: Some(pb::peer_frame::Frame::Snapshot(pb::SnapshotChunk {
+                                data: p.to_vec(),
+                                last: i + 1 == n,
+                            })),
+                        })
+                        .collect()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode a snapshot");
+                    continue;
+                }
+            },
+        };
+        for f in frames {
+            if to_wire.send(f).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Feeds a peer's frames to the engine until the stream ends or breaks.
+/// Returns why it ended.
+async fn pump(
+    ctx: &PeerContext,
+    mut inbound: Streaming<pb::PeerFrame>,
+    peer: RegionId,
+    conn: u64,
+) -> Result<(), Status> {
+    let mut snapshot: Vec<u8> = Vec::new();
+    loop {
+        let Some(frame) = inbound.message().await? else {
+            return Ok(());
+        };
+        if let Some(pb::peer_frame::Frame::Snapshot(piece)) = &frame.frame {
+            if snapshot.len() + piece.data.len() > ctx.max_snapshot_bytes {
+                return Err(Status::resource_exhausted(format!(
+                    "snapshot larger than {} bytes",
+                    ctx.max_snapshot_bytes
+                )));
+            }
+            snapshot.extend_from_slice(&piece.data);
+            if !piece.last {
+                continue;
+            }
+            let message: PeerMessage = concord_crdt::codec::decode(&std::mem::take(&mut snapshot))
+                .map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))?;
+            if !matches!(message, PeerMessage::Snapshot { .. }) {
+                return Err(Status::invalid_argument("snapshot pieces hold another message"));
+            }
+            ctx.driver
+                .send(Command::PeerMessage { peer, conn, message })
+                .map_err(|_| Status::unavailable("the node is stopping"))?;
+            continue;
+        }
+        let (message, name) = convert::frame(frame).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if let (PeerMessage::Hello { region, .. }, Some(name)) = (&message, name) {
+            ctx.check_hello(*region, &name, Some(peer))?;
+        }
+        ctx.driver
+            .send(Command::PeerMessage { peer, conn, message })
+            .map_err(|_| Status::unavailable("the node is stopping"))?;
+    }
+}
+
+/// The engine's side of one connection: registers it, and returns the
+/// outbound frames.
+fn open(ctx: &PeerContext, peer: RegionId) -> Result<(u64, ReceiverStream<pb::PeerFrame>), NodeError> {
+    let conn = ctx.conns.fetch_add(1, Ordering::Relaxed);
+    let (tx, from_engine) = mpsc::unbounded_channel();
+    let (to_wire, wire) = mpsc::channel(64);
+    tokio::spawn(encode(from_engine, to_wire, ctx.names.name(ctx.region)));
+    ctx.driver.send(Command::PeerUp { peer, conn, tx })?;
+    Ok((conn, ReceiverStream::new(wire)))
+}
+
+/// The peer gRPC service.
+#[derive(Clone)]
+pub struct PeerService {
+    ctx: PeerContext,
+}
+
+impl PeerService {
+    /// A service for `ctx`.
+    pub fn new(ctx: PeerContext) -> Self {
+        Self { ctx }
+    }
+}
+
+type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::PeerFrame, Status>> + Send>>;
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::peer_server::Peer for PeerService {
+    type ReplicateStream = FrameStream;
+    type SnapshotStream = ChunkStream;
+
+    async fn replicate(
+        &self,
+        request: Request<Streaming<pb::PeerFrame>>,
+    ) -> Result<Response<Self::ReplicateStream>, Status> {
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("the stream closed before its hello"))?;
+        let (hello, name) =
+            convert::frame(first).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (PeerMessage::Hello { region, .. }, Some(name)) = (&hello, name) else {
+            return Err(Status::invalid_argument("the first frame must be a hello"));
+        };
+        let peer = *region;
+        self.ctx.check_hello(peer, &name, None)?;
+        let (conn, outbound) = open(&self.ctx, peer).map_err(|_| Status::unavailable("the node is stopping"))?;
+        self.ctx
+            .driver
+            .send(Command::PeerMessage {
+                peer,
+                conn,
+                message: hello,
+            })
+            .map_err(|_| Status::unavailable("the node is stopping"))?;
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            if let Err(status) = pump(&ctx, inbound, peer, conn).await {
+                tracing::warn!(%peer, %status, "replication stream from peer ended");
+            }
+            let _ = ctx.driver.send(Command::PeerDown { peer, conn });
+        });
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(outbound, Ok))))
+    }
+
+    async fn snapshot(
+        &self,
+        _request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let message = self
+            .ctx
+            .driver
+            .inspect(crate::node::snapshot_of)
+            .await
+            .map_err(|_| Status::unavailable("the node is stopping"))?
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let bytes = concord_crdt::codec::encode(&message).map_err(|e| Status::internal(e.to_string()))?;
+        let pieces: Vec<Result<pb::SnapshotChunk, Status>> = {
+            let n = bytes.len().div_ceil(SNAPSHOT_PIECE).max(1);
+            (0..n)
+                .map(|i| {
+                    let end = ((i + 1) * SNAPSHOT_PIECE).min(bytes.len());
+                    Ok(pb::SnapshotChunk {
+                        data: bytes[i * SNAPSHOT_PIECE..end].to_vec(),
+                        last: i + 1 == n,
+                    })
+                })
+                .collect()
+        };
+        Ok(Response::new(Box::pin(tokio_stream::iter(pieces))))
+    }
+}
+
+/// Keeps a replication stream to `peer` at `address` open: dials, streams,
+/// and redials with exponential backoff (100 ms up to 5 s) until `stop`.
+pub async fn dial(ctx: PeerContext, peer: RegionId, address: String, max_message_bytes: usize, mut stop: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        match connect(&ctx, peer, &address, max_message_bytes).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => tracing::debug!(%peer, %address, error = %e, "replication stream failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One connection's life: connect, stream until it breaks. `Ok` if it was
+/// established at all.
+async fn connect(ctx: &PeerContext, peer: RegionId, address: &str, max_message_bytes: usize) -> Result<(), NodeError> {
+    let endpoint = tonic::transport::Endpoint::from_shared(address.to_owned())
+        .map_err(|source| NodeError::Connect {
+            addr: address.to_owned(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(10));
+    let channel = endpoint.connect().await.map_err(|source| NodeError::Connect {
+        addr: address.to_owned(),
+        source,
+    })?;
+    let mut client = pb::peer_client::PeerClient::new(channel)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    let (conn, outbound) = open(ctx, peer)?;
+    let result = match client.replicate(outbound).await {
+        Ok(response) => {
+            tracing::info!(%peer, %address, "replication stream open");
+            let r = pump(ctx, response.into_inner(), peer, conn).await;
+            if let Err(status) = &r {
+                tracing::warn!(%peer, %status, "replication stream to peer ended");
+            }
+            Ok(())
+        }
+        Err(status) => Err(NodeError::Status(status)),
+    };
+    let _ = ctx.driver.send(Command::PeerDown { peer, conn });
+    result
+}

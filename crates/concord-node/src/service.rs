@@ -1,0 +1,588 @@
+//! The client service: `Put`, `Get`, `Delete`, `Increment`, the conflict
+//! queue, `Status` and ownership, over the engine thread.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use concord_core::{
+    ClientOp, ClientWrite, Collection, ConflictItem, ConflictReason, CoreError, ItemStatus,
+    ReadValue, Version, WriteRef,
+};
+use concord_crdt::RegionId;
+use tokio::sync::oneshot;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::config::{RegionNames, WriteConcern};
+use crate::driver::{Command, DriverHandle, Durable, Needed, WriteReply};
+use crate::{NodeError, convert, pb};
+
+/// A [`CoreError`] as the gRPC status a client gets.
+pub fn status_of(e: &CoreError) -> Status {
+    let msg = e.to_string();
+    match e {
+        CoreError::InvalidCollection { .. }
+        | CoreError::TooLarge { .. }
+        | CoreError::WrongOpKind { .. } => Status::invalid_argument(msg),
+        CoreError::UnknownCollection(_) | CoreError::UnknownConflict(_) => {
+            Status::not_found(msg)
+        }
+        CoreError::ConflictClosed(_) | CoreError::Merge(_) => Status::failed_precondition(msg),
+        CoreError::CounterOverflow => Status::out_of_range(msg),
+        CoreError::Rebuilding { .. } | CoreError::Clock(_) => Status::unavailable(msg),
+        _ => Status::internal(msg),
+    }
+}
+
+/// A [`NodeError`] as a gRPC status.
+pub fn status_of_node(e: &NodeError) -> Status {
+    match e {
+        NodeError::Core(c) => status_of(c),
+        NodeError::Malformed { .. } => Status::invalid_argument(e.to_string()),
+        NodeError::Concern { .. } => Status::invalid_argument(e.to_string()),
+        NodeError::Stopped => Status::unavailable(e.to_string()),
+        NodeError::Item { source, .. } => {
+            let inner = status_of_node(source);
+            Status::new(inner.code(), e.to_string())
+        }
+        NodeError::Status(s) => s.clone(),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+/// Service-wide settings.
+#[derive(Clone, Debug)]
+pub struct ServiceSettings {
+    /// The write concern of requests that name none.
+    pub write_concern: WriteConcern,
+    /// How long a write waits for its concern by default.
+    pub write_timeout: Duration,
+    /// How long a read waits for its causal token by default.
+    pub read_wait: Duration,
+}
+
+/// The client gRPC service.
+#[derive(Clone)]
+pub struct ClientService {
+    driver: DriverHandle,
+    region: RegionId,
+    names: RegionNames,
+    settings: ServiceSettings,
+}
+
+impl ClientService {
+    /// A service over the engine thread `driver`.
+    pub fn new(
+        driver: DriverHandle,
+        region: RegionId,
+        names: RegionNames,
+        settings: ServiceSettings,
+    ) -> Self {
+        Self {
+            driver,
+            region,
+            names,
+            settings,
+        }
+    }
+
+    fn needed(&self, c: Option<&pb::WriteConcern>) -> Result<(Needed, Duration), Status> {
+        use pb::write_concern::Level;
+        let timeout = c
+            .map(|c| c.timeout_ms)
+            .filter(|t| *t > 0)
+            .map_or(self.settings.write_timeout, |t| {
+                Duration::from_millis(u64::from(t))
+            });
+        let level = c.map_or(Ok(Level::Unspecified), |c| Level::try_from(c.level));
+        let needed = match level {
+            Ok(Level::Local) => Needed::Local,
+            Ok(Level::All) => Needed::All,
+            Ok(Level::Regions) => {
+                let n = c.map_or(0, |c| c.regions);
+                if n == 0 {
+                    return Err(Status::invalid_argument(
+                        "concern.regions must be at least 1 for LEVEL_REGIONS",
+                    ));
+                }
+                Needed::Others(usize::try_from(n).unwrap_or(usize::MAX))
+            }
+            Ok(Level::Unspecified) => match self.settings.write_concern {
+                WriteConcern::Local => Needed::Local,
+                WriteConcern::All => Needed::All,
+                WriteConcern::Regions(n) => Needed::Others(usize::try_from(n).unwrap_or(usize::MAX)),
+            },
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "concern.level {} is not a level",
+                    c.map_or(0, |c| c.level)
+                )));
+            }
+        };
+        Ok((needed, timeout))
+    }
+
+    /// Sends a write and waits for its concern. On timeout the status says
+    /// where the write is durable: it stands, and keeps replicating.
+    async fn submit(
+        &self,
+        make: impl FnOnce(WriteReply) -> Command,
+        timeout: Duration,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let (reply, mut accepted, done) = WriteReply::new();
+        self.driver
+            .send(make(reply))
+            .map_err(|e| status_of_node(&e))?;
+        let durable = match tokio::time::timeout(timeout, done).await {
+            Ok(Ok(r)) => r.map_err(|e| status_of_node(&e))?,
+            Ok(Err(_)) => return Err(Status::unavailable("the node stopped")),
+            Err(_) => {
+                let Ok(write) = accepted.try_recv() else {
+                    return Err(Status::deadline_exceeded(format!(
+                        "the write was not accepted within {} ms",
+                        timeout.as_millis()
+                    )));
+                };
+                return Err(self.concern_timeout(write, timeout).await);
+            }
+        };
+        Ok(Response::new(self.write_response(&durable)))
+    }
+
+    /// The status of a write whose concern was not met in time.
+    async fn concern_timeout(&self, write: WriteRef, timeout: Duration) -> Status {
+        let here = self.region;
+        let found = self
+            .driver
+            .inspect(move |e| {
+                let local = e
+                    .durable_cursors()
+                    .iter()
+                    .any(|(o, s)| *o == here && *s >= write.seq);
+                let peers = e.durable_at(write);
+                let missing: Vec<RegionId> = e
+                    .config()
+                    .peers
+                    .iter()
+                    .copied()
+                    .filter(|p| *p != here && !peers.contains(p))
+                    .collect();
+                (local, peers, missing)
+            })
+            .await;
+        let Ok((local, peers, missing)) = found else {
+            return Status::unavailable("the node stopped");
+        };
+        let mut durable: Vec<String> = Vec::new();
+        if local {
+            durable.push(format!("{} (here)", self.names.name(here)));
+        }
+        durable.extend(peers.iter().map(|p| self.names.name(*p)));
+        let list = |v: &[String]| if v.is_empty() { "nowhere yet".to_owned() } else { v.join(", ") };
+        let missing: Vec<String> = missing.iter().map(|p| self.names.name(*p)).collect();
+        Status::deadline_exceeded(format!(
+            "write concern not met within {} ms: write {write} is durable in {}; not yet in {}. The write stands and keeps replicating.",
+            timeout.as_millis(),
+            list(&durable),
+            list(&missing),
+        ))
+    }
+
+    fn write_response(&self, d: &Durable) -> pb::WriteResponse {
+        pb::WriteResponse {
+            token: Some(convert::write_ref_to_pb(d.write)),
+            durable_in: std::iter::once(self.region)
+                .chain(d.peers.iter().copied())
+                .map(|r| self.names.name(r))
+                .collect(),
+        }
+    }
+
+    async fn write(
+        &self,
+        collection: &str,
+        key: Vec<u8>,
+        op: ClientOp,
+        context: Option<&pb::VersionVector>,
+        concern: Option<&pb::WriteConcern>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let collection = collection_of(collection)?;
+        let context = context
+            .map(|c| convert::vv(c, "context"))
+            .transpose()
+            .map_err(|e| status_of_node(&e))?;
+        let (needed, timeout) = self.needed(concern)?;
+        let write = ClientWrite {
+            collection,
+            key,
+            op,
+            context,
+        };
+        self.submit(
+            |reply| Command::Write {
+                write,
+                needed,
+                reply,
+            },
+            timeout,
+        )
+        .await
+    }
+
+    fn version_to_pb(&self, v: &Version) -> pb::Version {
+        version_to_pb(v, &self.names)
+    }
+}
+
+/// A version on the wire.
+pub fn version_to_pb(v: &Version, names: &RegionNames) -> pb::Version {
+    pb::Version {
+        value: v.value.as_ref().map(|b| b.to_vec()),
+        write: Some(convert::write_ref_to_pb(v.write)),
+        origin: names.name(v.write.origin),
+        hlc: v.hlc.as_u64(),
+        wall_micros: v.wall.as_micros(),
+    }
+}
+
+fn collection_of(name: &str) -> Result<Collection, Status> {
+    Collection::new(name).map_err(|e| Status::invalid_argument(format!("collection: {e}")))
+}
+
+/// A conflict item on the wire.
+pub fn item_to_pb(item: &ConflictItem, names: &RegionNames) -> pb::ConflictItem {
+    let (reason, detail) = match &item.reason {
+        ConflictReason::Concurrent => (
+            "concurrent",
+            format!("{} concurrent versions", item.versions.len()),
+        ),
+        ConflictReason::SiblingCap { max } => (
+            "sibling-cap",
+            format!("more than {max} concurrent versions"),
+        ),
+        ConflictReason::FutureTimestamp { ahead_micros } => (
+            "future-timestamp",
+            format!(
+                "stamped {:.3} s ahead of this region's clock; held until the clock catches up",
+                *ahead_micros as f64 / 1e6
+            ),
+        ),
+        #[allow(unreachable_patterns)]
+        other => ("other", format!("{other:?}")),
+    };
+    pb::ConflictItem {
+        id: item.id,
+        collection: item.entity.collection.as_str().to_owned(),
+        key: item.entity.key.clone(),
+        reason: reason.to_owned(),
+        detail,
+        versions: item
+            .versions
+            .iter()
+            .map(|v| version_to_pb(v, names))
+            .collect(),
+        opened_micros: item.opened.as_micros(),
+        status: match item.status {
+            ItemStatus::Open => "open",
+            ItemStatus::Resolved { .. } => "resolved",
+            ItemStatus::Released { .. } => "released",
+        }
+        .to_owned(),
+        position: item.position,
+    }
+}
+
+type ItemStream = Pin<Box<dyn Stream<Item = Result<pb::ConflictItem, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::concord_server::Concord for ClientService {
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let r = request.into_inner();
+        self.write(
+            &r.collection,
+            r.key,
+            ClientOp::Put(r.value),
+            r.context.as_ref(),
+            r.concern.as_ref(),
+        )
+        .await
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let r = request.into_inner();
+        self.write(
+            &r.collection,
+            r.key,
+            ClientOp::Delete,
+            r.context.as_ref(),
+            r.concern.as_ref(),
+        )
+        .await
+    }
+
+    async fn increment(
+        &self,
+        request: Request<pb::IncrementRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let r = request.into_inner();
+        self.write(
+            &r.collection,
+            r.key,
+            ClientOp::Add(r.delta),
+            None,
+            r.concern.as_ref(),
+        )
+        .await
+    }
+
+    async fn write_many(
+        &self,
+        request: Request<pb::WriteManyRequest>,
+    ) -> Result<Response<pb::WriteManyResponse>, Status> {
+        use pb::write_item::Op as ItemOp;
+        let r = request.into_inner();
+        if r.writes.is_empty() {
+            return Err(Status::invalid_argument("writes: empty"));
+        }
+        let count = r.writes.len();
+        let mut writes = Vec::with_capacity(count);
+        for (i, w) in r.writes.into_iter().enumerate() {
+            let collection = Collection::new(&w.collection).map_err(|e| {
+                Status::invalid_argument(format!("writes[{i}].collection: {e}"))
+            })?;
+            let op = match w.op {
+                Some(ItemOp::Put(v)) => ClientOp::Put(v),
+                Some(ItemOp::Delete(_)) => ClientOp::Delete,
+                Some(ItemOp::Increment(d)) => ClientOp::Add(d),
+                None => return Err(Status::invalid_argument(format!("writes[{i}].op: missing"))),
+            };
+            let context = w
+                .context
+                .as_ref()
+                .map(|c| convert::vv(c, &format!("writes[{i}].context")))
+                .transpose()
+                .map_err(|e| status_of_node(&e))?;
+            writes.push(ClientWrite {
+                collection,
+                key: w.key,
+                op,
+                context,
+            });
+        }
+        let (needed, timeout) = self.needed(r.concern.as_ref())?;
+        let response = self
+            .submit(
+                |reply| Command::WriteMany {
+                    writes,
+                    needed,
+                    reply,
+                },
+                timeout,
+            )
+            .await?
+            .into_inner();
+        let last = response.token.unwrap_or_default();
+        let count32 = u32::try_from(count).unwrap_or(u32::MAX);
+        Ok(Response::new(pb::WriteManyResponse {
+            first: Some(pb::WriteRef {
+                origin: last.origin,
+                seq: last.seq + 1 - count as u64,
+            }),
+            count: count32,
+            durable_in: response.durable_in,
+        }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        use pb::get_response::{Missing, Result as R};
+        let r = request.into_inner();
+        let collection = collection_of(&r.collection)?;
+        let after = r
+            .after
+            .as_ref()
+            .map(|a| convert::write_ref(a, "after"))
+            .transpose()
+            .map_err(|e| status_of_node(&e))?;
+        let wait = if r.wait_ms > 0 {
+            Duration::from_millis(u64::from(r.wait_ms))
+        } else {
+            self.settings.read_wait
+        };
+        let (reply, rx) = oneshot::channel();
+        self.driver
+            .send(Command::Read {
+                collection,
+                key: r.key,
+                after,
+                reply,
+            })
+            .map_err(|e| status_of_node(&e))?;
+        let value = match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(v)) => v.map_err(|e| status_of(&e))?,
+            Ok(Err(_)) => return Err(Status::unavailable("the node stopped")),
+            Err(_) => {
+                let after = after.map_or_else(String::new, |a| a.to_string());
+                return Err(Status::deadline_exceeded(format!(
+                    "write {after} was not applied in this region ({}) within {} ms",
+                    self.names.name(self.region),
+                    wait.as_millis()
+                )));
+            }
+        };
+        let result = match value {
+            ReadValue::Missing => R::Missing(Missing {}),
+            ReadValue::Value(v) => R::Value(self.version_to_pb(&v)),
+            ReadValue::Siblings { versions, context } => R::Siblings(pb::Siblings {
+                versions: versions.iter().map(|v| self.version_to_pb(v)).collect(),
+                context: Some(convert::vv_to_pb(&context)),
+            }),
+            ReadValue::Counter(n) => R::Counter(i64::try_from(n).map_err(|_| {
+                Status::out_of_range(format!("the counter's value {n} does not fit 64 bits"))
+            })?),
+        };
+        Ok(Response::new(pb::GetResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn list_conflicts(
+        &self,
+        request: Request<pb::ListConflictsRequest>,
+    ) -> Result<Response<pb::ListConflictsResponse>, Status> {
+        let r = request.into_inner();
+        let filter = if r.collection.is_empty() {
+            None
+        } else {
+            Some(collection_of(&r.collection)?)
+        };
+        let names = self.names.clone();
+        let limit = if r.limit == 0 {
+            usize::MAX
+        } else {
+            usize::try_from(r.limit).unwrap_or(usize::MAX)
+        };
+        let (items, depth) = self
+            .driver
+            .inspect(move |e| {
+                let items: Vec<pb::ConflictItem> = e
+                    .conflicts()
+                    .filter(|i| r.include_closed || i.status.is_open())
+                    .filter(|i| filter.as_ref().is_none_or(|c| &i.entity.collection == c))
+                    .take(limit)
+                    .map(|i| item_to_pb(i, &names))
+                    .collect();
+                (items, e.queue_depth())
+            })
+            .await
+            .map_err(|e| status_of_node(&e))?;
+        Ok(Response::new(pb::ListConflictsResponse {
+            items,
+            depth: depth as u64,
+        }))
+    }
+
+    type WatchConflictsStream = ItemStream;
+
+    async fn watch_conflicts(
+        &self,
+        request: Request<pb::WatchConflictsRequest>,
+    ) -> Result<Response<Self::WatchConflictsStream>, Status> {
+        let mut after = request.into_inner().after;
+        let driver = self.driver.clone();
+        let names = self.names.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            let mut changes = driver.queue_changes();
+            loop {
+                let names = names.clone();
+                let from = after;
+                let Ok(items) = driver
+                    .inspect(move |e| {
+                        e.conflicts_after(from)
+                            .into_iter()
+                            .map(|i| item_to_pb(i, &names))
+                            .collect::<Vec<_>>()
+                    })
+                    .await
+                else {
+                    let _ = tx.send(Err(Status::unavailable("the node stopped"))).await;
+                    return;
+                };
+                for item in items {
+                    after = after.max(item.position);
+                    if tx.send(Ok(item)).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    changed = changes.changed() => if changed.is_err() { return },
+                    () = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn resolve_conflict(
+        &self,
+        request: Request<pb::ResolveConflictRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let r = request.into_inner();
+        let (needed, timeout) = self.needed(r.concern.as_ref())?;
+        self.submit(
+            |reply| Command::Resolve {
+                item: r.id,
+                value: r.value,
+                needed,
+                reply,
+            },
+            timeout,
+        )
+        .await
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let names = self.names.clone();
+        let status = self
+            .driver
+            .inspect(move |e| crate::status::status_of_engine(e, &names))
+            .await
+            .map_err(|e| status_of_node(&e))?;
+        Ok(Response::new(status))
+    }
+
+    async fn owner(
+        &self,
+        _request: Request<pb::OwnerRequest>,
+    ) -> Result<Response<pb::OwnerResponse>, Status> {
+        Err(Status::unimplemented("ownership is not configured on this node"))
+    }
+
+    async fn takeover(
+        &self,
+        _request: Request<pb::TakeoverRequest>,
+    ) -> Result<Response<pb::TakeoverResponse>, Status> {
+        Err(Status::unimplemented("ownership is not configured on this node"))
+    }
+
+    async fn handoff(
+        &self,
+        _request: Request<pb::HandoffRequest>,
+    ) -> Result<Response<pb::HandoffResponse>, Status> {
+        Err(Status::unimplemented("ownership is not configured on this node"))
+    }
+}
