@@ -24,6 +24,7 @@ mod network;
 mod node;
 mod node_view;
 mod oracle;
+pub mod ownership;
 mod report;
 mod rng;
 mod sim;

@@ -25,6 +25,14 @@ pub enum Invariant {
     /// After heal the cluster reaches quiescence (every write everywhere)
     /// within the time allowed.
     Quiescence,
+    /// In an owned collection, every write accepted under an ownership
+    /// epoch was accepted by the key's owner at that epoch: no key is
+    /// accepted by two regions once the epoch is known.
+    SingleOwner,
+    /// A takeover's fence: exactly the fenced region's writes past the
+    /// fence are refused and queued, and the data at risk it reported is
+    /// exactly what was lost.
+    Fencing,
     /// An engine call failed where no error was expected.
     EngineError,
 }
@@ -39,6 +47,8 @@ impl Invariant {
             Self::CausalHlc => "causal-hlc",
             Self::CursorsMonotone => "cursors-monotone",
             Self::Quiescence => "quiescence",
+            Self::SingleOwner => "single-owner",
+            Self::Fencing => "fencing",
             Self::EngineError => "engine-error",
         }
     }
