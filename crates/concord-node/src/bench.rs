@@ -118,8 +118,16 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "nodes                   {}", self.nodes)?;
         writeln!(f, "seconds                 {:.1}", self.seconds)?;
-        writeln!(f, "accepted writes/s       {:.0}", self.accepted_writes_per_s)?;
-        writeln!(f, "replicated writes/s     {:.0}", self.replicated_writes_per_s)?;
+        writeln!(
+            f,
+            "accepted writes/s       {:.0}",
+            self.accepted_writes_per_s
+        )?;
+        writeln!(
+            f,
+            "replicated writes/s     {:.0}",
+            self.replicated_writes_per_s
+        )?;
         writeln!(
             f,
             "lag p50/p99/max ms      {:.1} / {:.1} / {:.1} ({} samples)",
@@ -174,7 +182,8 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, NodeError> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let accepted = Arc::new(AtomicU64::new(0));
-    let (samples_tx, mut samples_rx) = tokio::sync::mpsc::unbounded_channel::<(RegionId, u64, Instant)>();
+    let (samples_tx, mut samples_rx) =
+        tokio::sync::mpsc::unbounded_channel::<(RegionId, u64, Instant)>();
     let per_call_interval = if args.rate == 0 {
         None
     } else {
@@ -232,7 +241,11 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, NodeError> {
                     if call % 4 == 1
                         && let Some(first) = r.first
                     {
-                        let _ = samples.send((origin, first.seq + u64::from(r.count) - 1, Instant::now()));
+                        let _ = samples.send((
+                            origin,
+                            first.seq + u64::from(r.count) - 1,
+                            Instant::now(),
+                        ));
                     }
                 }
                 Ok::<(), NodeError>(())
@@ -295,12 +308,17 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, NodeError> {
             replicated_at_end = Some(total);
             accepted_at_end = accepted.load(Ordering::Relaxed);
         }
-        if replicated_at_end.is_some() && (pending.is_empty() || now > deadline + Duration::from_secs(10)) {
+        if replicated_at_end.is_some()
+            && (pending.is_empty() || now > deadline + Duration::from_secs(10))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let seconds = start.elapsed().min(Duration::from_secs(args.duration)).as_secs_f64();
+    let seconds = start
+        .elapsed()
+        .min(Duration::from_secs(args.duration))
+        .as_secs_f64();
     for w in writers {
         match w.await {
             Ok(r) => r?,

@@ -133,7 +133,11 @@ impl Client {
     }
 
     /// Deletes `key`.
-    pub async fn delete(&mut self, collection: &str, key: &[u8]) -> Result<pb::WriteRef, NodeError> {
+    pub async fn delete(
+        &mut self,
+        collection: &str,
+        key: &[u8],
+    ) -> Result<pb::WriteRef, NodeError> {
         let r = self
             .inner
             .delete(pb::DeleteRequest {
@@ -213,7 +217,11 @@ impl Client {
     }
 
     /// Resolves conflict item `id` with `value` (`None` deletes).
-    pub async fn resolve(&mut self, id: u64, value: Option<Vec<u8>>) -> Result<pb::WriteRef, NodeError> {
+    pub async fn resolve(
+        &mut self,
+        id: u64,
+        value: Option<Vec<u8>>,
+    ) -> Result<pb::WriteRef, NodeError> {
         let r = self
             .inner
             .resolve_conflict(pb::ResolveConflictRequest {

@@ -77,6 +77,18 @@
 //! policy = "lww-wall"
 //! replication = ["eu-west"]
 //! skew_action = "refuse"
+//!
+//! ## owned: each key has one home region that accepts its writes. Rules:
+//! ##   "modulo" (the key is a decimal id n: regions[n % len] owns it),
+//! ##   "hash-ranges" (the key's hash picks a region: even shares, or
+//! ##   `bounds`, inclusive upper hash bounds in hex, one per region), or
+//! ##   "table" (`entries` key -> region, and an optional `default`).
+//! ## forward = true sends a write made at another region on to the owner
+//! ## instead of refusing it.
+//! [[collections]]
+//! name = "accounts"
+//! policy = "lww-hlc"
+//! owned = { rule = "modulo", regions = ["us-east", "eu-west"], forward = true }
 //! "#;
 //!
 //! let config = NodeConfig::parse(text)?;
@@ -84,7 +96,8 @@
 //! assert_eq!(config.region_id().get(), 1);
 //! assert_eq!(config.peers().count(), 2);
 //! assert_eq!(config.write_concern, WriteConcern::Local);
-//! assert_eq!(config.collections.len(), 3);
+//! assert_eq!(config.collections.len(), 4);
+//! assert!(config.collections[3].config.owned.as_ref().is_some_and(|o| o.forward));
 //! // What the engine gets.
 //! let engine = config.engine_config();
 //! assert_eq!(engine.peers.len(), 2);
@@ -97,7 +110,7 @@
 //! Durations are whole milliseconds: [`NodeConfig::to_toml`] writes a
 //! duration built in code with a sub-millisecond part rounded down.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -107,10 +120,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concord_core::{
-    Collection, CollectionConfig, CoreError, EngineConfig, LagThresholds, Policy, Replication,
-    SkewAction,
+    Collection, CollectionConfig, CoreError, EngineConfig, LagThresholds, OwnershipConfig, Policy,
+    Replication, SkewAction,
 };
 use concord_crdt::RegionId;
+use concord_ownership::Rule;
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
@@ -822,6 +836,147 @@ struct RawCollection {
     max_siblings: u32,
     #[serde(default = "default_skew_action")]
     skew_action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owned: Option<RawOwned>,
+}
+
+/// `owned = { rule = "modulo" | "hash-ranges" | "table", ... }`.
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawOwned {
+    rule: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    regions: Vec<String>,
+    /// hash-ranges: inclusive upper bounds (hex), one per region; none: even shares.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    bounds: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    entries: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    default: Option<String>,
+    #[serde(default)]
+    forward: bool,
+}
+
+impl RawOwned {
+    fn from_config(o: &OwnershipConfig, names: &RegionNames) -> Self {
+        let mut raw = Self {
+            rule: String::new(),
+            regions: Vec::new(),
+            bounds: Vec::new(),
+            entries: BTreeMap::new(),
+            default: None,
+            forward: o.forward,
+        };
+        match &o.rule {
+            Rule::Modulo { regions } => {
+                raw.rule = "modulo".into();
+                raw.regions = regions.iter().map(|r| names.name(*r)).collect();
+            }
+            Rule::HashRanges { ranges } => {
+                raw.rule = "hash-ranges".into();
+                raw.regions = ranges.iter().map(|(_, r)| names.name(*r)).collect();
+                raw.bounds = ranges.iter().map(|(b, _)| format!("{b:#018x}")).collect();
+            }
+            Rule::Table { entries, default } => {
+                raw.rule = "table".into();
+                raw.entries = entries
+                    .iter()
+                    .map(|(k, r)| (String::from_utf8_lossy(k).into_owned(), names.name(*r)))
+                    .collect();
+                raw.default = default.map(|r| names.name(r));
+            }
+        }
+        raw
+    }
+
+    fn into_config(
+        self,
+        at: &str,
+        ids: &HashMap<&str, RegionId>,
+    ) -> Result<OwnershipConfig, NodeError> {
+        let region = |field: String, name: &str| {
+            ids.get(name)
+                .copied()
+                .ok_or_else(|| config_error(field, format!("unknown region {name:?}")))
+        };
+        let regions = |raw: &[String]| -> Result<Vec<RegionId>, NodeError> {
+            raw.iter()
+                .enumerate()
+                .map(|(k, n)| region(format!("{at}.regions[{k}]"), n))
+                .collect()
+        };
+        let invalid = |e: concord_ownership::OwnershipError| {
+            config_error(format!("{at}.rule"), e.to_string())
+        };
+        let rule = match self.rule.as_str() {
+            "modulo" => Rule::modulo(regions(&self.regions)?).map_err(invalid)?,
+            "hash-ranges" => {
+                let list = regions(&self.regions)?;
+                if list.is_empty() {
+                    return Err(config_error(
+                        format!("{at}.regions"),
+                        "hash-ranges needs at least one region",
+                    ));
+                }
+                let bounds: Vec<u64> = if self.bounds.is_empty() {
+                    let n = list.len() as u64;
+                    let share = u64::MAX / n;
+                    (1..=n)
+                        .map(|k| if k == n { u64::MAX } else { share * k })
+                        .collect()
+                } else {
+                    if self.bounds.len() != list.len() {
+                        return Err(config_error(
+                            format!("{at}.bounds"),
+                            format!(
+                                "{} bounds for {} regions: give one per region",
+                                self.bounds.len(),
+                                list.len()
+                            ),
+                        ));
+                    }
+                    self.bounds
+                        .iter()
+                        .enumerate()
+                        .map(|(k, b)| {
+                            u64::from_str_radix(b.trim_start_matches("0x"), 16).map_err(|_| {
+                                config_error(
+                                    format!("{at}.bounds[{k}]"),
+                                    format!("{b:?} is not a hex u64"),
+                                )
+                            })
+                        })
+                        .collect::<Result<_, _>>()?
+                };
+                Rule::hash_ranges(bounds.into_iter().zip(list).collect()).map_err(invalid)?
+            }
+            "table" => {
+                let mut entries = BTreeMap::new();
+                for (k, r) in &self.entries {
+                    entries.insert(
+                        k.as_bytes().to_vec(),
+                        region(format!("{at}.entries.{k}"), r)?,
+                    );
+                }
+                let default = self
+                    .default
+                    .as_deref()
+                    .map(|d| region(format!("{at}.default"), d))
+                    .transpose()?;
+                Rule::table(entries, default)
+            }
+            other => {
+                return Err(config_error(
+                    format!("{at}.rule"),
+                    format!("{other:?}: expected \"modulo\", \"hash-ranges\" or \"table\""),
+                ));
+            }
+        };
+        let mut owned = OwnershipConfig::new(rule);
+        owned.forward = self.forward;
+        Ok(owned)
+    }
 }
 
 fn default_max_siblings() -> u32 {
@@ -940,6 +1095,11 @@ impl RawConfig {
                         SkewAction::Refuse => "refuse",
                     }
                     .to_owned(),
+                    owned: s
+                        .config
+                        .owned
+                        .as_ref()
+                        .map(|o| RawOwned::from_config(o, &names)),
                 })
                 .collect(),
         }
@@ -1045,6 +1205,9 @@ impl RawCollection {
         let mut config = CollectionConfig::new(policy).with_replication(replication);
         config.max_siblings = self.max_siblings;
         config.skew_action = skew_action;
+        if let Some(owned) = self.owned {
+            config.owned = Some(owned.into_config(&field("owned"), ids)?);
+        }
         Ok(CollectionSpec { name, config })
     }
 }

@@ -5,10 +5,11 @@
 
 use concord_clock::{HlcTime, WallTime};
 use concord_core::{
-    Collection, CollectionConfig, Head, Op, PeerMessage, Policy, Replication, SkewAction,
-    TaggedWrite, WriteBatch, WriteRef,
+    Collection, CollectionConfig, Head, Op, OwnershipConfig, PeerMessage, Policy, Replication,
+    SkewAction, TaggedWrite, WriteBatch, WriteRef,
 };
 use concord_crdt::{Dot, PnTotals, RegionId, VersionVector};
+use concord_ownership::Rule;
 
 use crate::NodeError;
 use crate::pb;
@@ -120,6 +121,10 @@ fn settings_to_pb(c: &CollectionConfig) -> pb::CollectionSettings {
         }),
     };
     pb::CollectionSettings {
+        owned: c.owned.as_ref().map(|o| pb::Ownership {
+            rule: Some(rule_to_pb(&o.rule)),
+            forward: o.forward,
+        }),
         policy: policy_to_pb(c.policy).into(),
         replication: Some(pb::ReplicationScope { scope: Some(scope) }),
         max_siblings: c.max_siblings,
@@ -146,6 +151,15 @@ fn settings(s: &pb::CollectionSettings, field: &str) -> Result<CollectionConfig,
         ),
     };
     c.max_siblings = s.max_siblings;
+    if let Some(o) = &s.owned {
+        let r = o
+            .rule
+            .as_ref()
+            .ok_or_else(|| malformed(format!("{field}.owned.rule"), "missing"))?;
+        let mut owned = OwnershipConfig::new(rule(r, &format!("{field}.owned.rule"))?);
+        owned.forward = o.forward;
+        c.owned = Some(owned);
+    }
     c.skew_action = match pb::SkewAction::try_from(s.skew_action) {
         Ok(pb::SkewAction::Refuse) => SkewAction::Refuse,
         Ok(pb::SkewAction::Queue | pb::SkewAction::Unspecified) => SkewAction::Queue,
@@ -157,6 +171,80 @@ fn settings(s: &pb::CollectionSettings, field: &str) -> Result<CollectionConfig,
         }
     };
     Ok(c)
+}
+
+/// An ownership rule on the wire.
+pub fn rule_to_pb(r: &Rule) -> pb::OwnershipRule {
+    use pb::ownership_rule::{HashRanges, Modulo, Table, hash_ranges::Range, table::Entry};
+    let rule = match r {
+        Rule::Modulo { regions } => pb::ownership_rule::Rule::Modulo(Modulo {
+            regions: regions.iter().map(|r| u32::from(r.get())).collect(),
+        }),
+        Rule::HashRanges { ranges } => pb::ownership_rule::Rule::HashRanges(HashRanges {
+            ranges: ranges
+                .iter()
+                .map(|(upper, r)| Range {
+                    upper: *upper,
+                    region: u32::from(r.get()),
+                })
+                .collect(),
+        }),
+        Rule::Table { entries, default } => pb::ownership_rule::Rule::Table(Table {
+            entries: entries
+                .iter()
+                .map(|(k, r)| Entry {
+                    key: k.clone(),
+                    region: u32::from(r.get()),
+                })
+                .collect(),
+            default_region: default.map(|r| u32::from(r.get())),
+        }),
+    };
+    pb::OwnershipRule { rule: Some(rule) }
+}
+
+/// A wire ownership rule, checked.
+pub fn rule(r: &pb::OwnershipRule, field: &str) -> Result<Rule, NodeError> {
+    use pb::ownership_rule::Rule as R;
+    let invalid = |e: concord_ownership::OwnershipError| malformed(field, e.to_string());
+    match &r.rule {
+        Some(R::Modulo(m)) => Rule::modulo(
+            m.regions
+                .iter()
+                .enumerate()
+                .map(|(i, x)| region(*x, &format!("{field}.modulo.regions[{i}]")))
+                .collect::<Result<_, _>>()?,
+        )
+        .map_err(invalid),
+        Some(R::HashRanges(h)) => Rule::hash_ranges(
+            h.ranges
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    Ok((
+                        x.upper,
+                        region(x.region, &format!("{field}.hash_ranges.ranges[{i}].region"))?,
+                    ))
+                })
+                .collect::<Result<_, NodeError>>()?,
+        )
+        .map_err(invalid),
+        Some(R::Table(t)) => {
+            let mut entries = std::collections::BTreeMap::new();
+            for (i, e) in t.entries.iter().enumerate() {
+                entries.insert(
+                    e.key.clone(),
+                    region(e.region, &format!("{field}.table.entries[{i}].region"))?,
+                );
+            }
+            let default = t
+                .default_region
+                .map(|d| region(d, &format!("{field}.table.default_region")))
+                .transpose()?;
+            Ok(Rule::table(entries, default))
+        }
+        None => Err(malformed(field, "missing")),
+    }
 }
 
 /// A tagged write on the wire.
@@ -175,6 +263,11 @@ pub fn write_to_pb(w: &TaggedWrite) -> pb::TaggedWrite {
         }),
         Op::Configure(c) => PbOp::Configure(settings_to_pb(c)),
         Op::Withheld => PbOp::Withheld(pb::Withheld {}),
+        Op::Ownership(map) => PbOp::Ownership(pb::OwnershipChange {
+            epoch: map.epoch(),
+            // The map is plain data; encoding it cannot fail.
+            map: concord_crdt::codec::encode(map).unwrap_or_default(),
+        }),
     };
     pb::TaggedWrite {
         id: w.id.as_bytes().to_vec(),
@@ -223,6 +316,17 @@ pub fn write(w: pb::TaggedWrite, field: &str) -> Result<TaggedWrite, NodeError> 
         },
         Some(PbOp::Configure(s)) => Op::Configure(settings(&s, &f("configure"))?),
         Some(PbOp::Withheld(_)) => Op::Withheld,
+        Some(PbOp::Ownership(o)) => {
+            let map: concord_ownership::OwnershipMap = concord_crdt::codec::decode(&o.map)
+                .map_err(|e| malformed(f("ownership.map"), e.to_string()))?;
+            if map.epoch() != o.epoch {
+                return Err(malformed(
+                    f("ownership.epoch"),
+                    format!("{} but the map says {}", o.epoch, map.epoch()),
+                ));
+            }
+            Op::Ownership(map)
+        }
         None => return Err(malformed(f("op"), "missing")),
     };
     let dot = match w.dot {
@@ -442,7 +546,34 @@ mod tests {
                 CollectionConfig::new(Policy::LwwHlc)
                     .with_replication(Replication::Regions(vec![RegionId::new(2)])),
             ),
-            Op::Configure(CollectionConfig::new(Policy::Queue).with_replication(Replication::LocalOnly)),
+            Op::Configure(
+                CollectionConfig::new(Policy::Queue).with_replication(Replication::LocalOnly),
+            ),
+            Op::Configure(
+                CollectionConfig::new(Policy::Counter).owned(
+                    OwnershipConfig::new(
+                        Rule::modulo(vec![RegionId::new(1), RegionId::new(2)])
+                            .expect("a valid rule"),
+                    )
+                    .forwarding(),
+                ),
+            ),
+            Op::Configure(
+                CollectionConfig::new(Policy::LwwHlc).owned(OwnershipConfig::new(
+                    Rule::hash_ranges(vec![
+                        (1 << 40, RegionId::new(2)),
+                        (u64::MAX, RegionId::new(1)),
+                    ])
+                    .expect("a valid rule"),
+                )),
+            ),
+            Op::Configure(
+                CollectionConfig::new(Policy::LwwHlc).owned(OwnershipConfig::new(Rule::table(
+                    [(b"k".to_vec(), RegionId::new(3))].into_iter().collect(),
+                    Some(RegionId::new(1)),
+                ))),
+            ),
+            Op::Ownership(concord_ownership::OwnershipMap::default()),
             Op::Withheld,
         ];
         let writes: Vec<TaggedWrite> = ops
@@ -466,9 +597,18 @@ mod tests {
         });
         let cases: Vec<(Box<dyn Fn(&mut pb::WriteBatch)>, &str)> = vec![
             (Box::new(|b| b.writes[1].seq = 5), "batch.writes[1].seq"),
-            (Box::new(|b| b.writes[0].origin = 4), "batch.writes[0].origin"),
-            (Box::new(|b| b.writes[0].id = vec![1, 2]), "batch.writes[0].id"),
-            (Box::new(|b| b.writes[1].policy = 99), "batch.writes[1].policy"),
+            (
+                Box::new(|b| b.writes[0].origin = 4),
+                "batch.writes[0].origin",
+            ),
+            (
+                Box::new(|b| b.writes[0].id = vec![1, 2]),
+                "batch.writes[0].id",
+            ),
+            (
+                Box::new(|b| b.writes[1].policy = 99),
+                "batch.writes[1].policy",
+            ),
             (Box::new(|b| b.writes[0].op = None), "batch.writes[0].op"),
             (Box::new(|b| b.origin = 70_000), "batch.origin"),
             (

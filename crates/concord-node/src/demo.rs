@@ -191,7 +191,10 @@ pub async fn run(out: &mut (dyn std::io::Write + Send)) -> Result<(), NodeError>
         let _ = writeln!(out, "{s}");
         let _ = out.flush();
     };
-    say(out, "Concord demo: three regions in one process, on loopback.");
+    say(
+        out,
+        "Concord demo: three regions in one process, on loopback.",
+    );
     let nodes = start_local(&names, dir.path()).await?;
     let mut clients = Vec::new();
     for (name, node) in names.iter().zip(&nodes) {
@@ -202,7 +205,10 @@ pub async fn run(out: &mut (dyn std::io::Write + Send)) -> Result<(), NodeError>
     wait_connected(&mut clients, Duration::from_secs(10)).await?;
     say(out, "  all replication streams are up\n");
 
-    say(out, "Each region writes the same entities at the same moment:");
+    say(
+        out,
+        "Each region writes the same entities at the same moment:",
+    );
     let writes = names.iter().enumerate().map(|(i, name)| {
         let mut c = clients[i].clone();
         let name = (*name).to_owned();
@@ -216,8 +222,12 @@ pub async fn run(out: &mut (dyn std::io::Write + Send)) -> Result<(), NodeError>
             c.increment("inventory", b"sku-7", -(i64::try_from(i).unwrap_or(0) + 1))
                 .await?;
             c.increment("inventory", b"sku-7", 10).await?;
-            c.put("orders", b"order-9", format!("shipping via {name}").as_bytes())
-                .await?;
+            c.put(
+                "orders",
+                b"order-9",
+                format!("shipping via {name}").as_bytes(),
+            )
+            .await?;
             Ok::<(), NodeError>(())
         }
     });
@@ -225,7 +235,12 @@ pub async fn run(out: &mut (dyn std::io::Write + Send)) -> Result<(), NodeError>
         r?;
     }
     for name in &names {
-        say(out, &format!("  {name}: profiles/alice, prefs/theme, carts/cart-42, inventory/sku-7 (+10 and a decrement), orders/order-9"));
+        say(
+            out,
+            &format!(
+                "  {name}: profiles/alice, prefs/theme, carts/cart-42, inventory/sku-7 (+10 and a decrement), orders/order-9"
+            ),
+        );
     }
 
     let keys: [(&str, &[u8]); 5] = [
@@ -238,13 +253,22 @@ pub async fn run(out: &mut (dyn std::io::Write + Send)) -> Result<(), NodeError>
     let view = wait_converged(&mut clients, &keys, Duration::from_secs(30)).await?;
     say(out, "\nWhat every region reads now:");
     for (collection, policy) in COLLECTIONS {
-        if let Some((k, v)) = view.iter().find(|(k, _)| k.starts_with(&format!("{collection}/"))) {
+        if let Some((k, v)) = view
+            .iter()
+            .find(|(k, _)| k.starts_with(&format!("{collection}/")))
+        {
             say(out, &format!("  {k:<18} [{policy}]  {v}"));
         }
     }
-    say(out, "  (inventory: 3 x +10, and -1 -2 -3: 24, from every region's own totals)");
+    say(
+        out,
+        "  (inventory: 3 x +10, and -1 -2 -3: 24, from every region's own totals)",
+    );
 
-    say(out, "\nLWW losers (what was overwritten, kept in each region's loser log):");
+    say(
+        out,
+        "\nLWW losers (what was overwritten, kept in each region's loser log):",
+    );
     for (name, node) in names.iter().zip(&nodes) {
         let losers = node
             .driver()
@@ -267,24 +291,55 @@ pub async fn run(out: &mut (dyn std::io::Write + Send)) -> Result<(), NodeError>
         }
     }
 
-    say(out, "\nThe conflict queue (orders is a queue collection: no rule may decide):");
+    say(
+        out,
+        "\nThe conflict queue (orders is a queue collection: no rule may decide):",
+    );
     let items = wait_for_conflict(&mut clients[0], Duration::from_secs(10)).await?;
     for it in &items {
         let vs: Vec<String> = it
             .versions
             .iter()
-            .map(|v| format!("{:?} from {}", String::from_utf8_lossy(v.value.as_deref().unwrap_or_default()), v.origin))
+            .map(|v| {
+                format!(
+                    "{:?} from {}",
+                    String::from_utf8_lossy(v.value.as_deref().unwrap_or_default()),
+                    v.origin
+                )
+            })
             .collect();
-        say(out, &format!("  item {} {}/{}: {} [{}]", it.id, it.collection, String::from_utf8_lossy(&it.key), it.detail, vs.join(", ")));
+        say(
+            out,
+            &format!(
+                "  item {} {}/{}: {} [{}]",
+                it.id,
+                it.collection,
+                String::from_utf8_lossy(&it.key),
+                it.detail,
+                vs.join(", ")
+            ),
+        );
     }
     if let Some(it) = items.first() {
         let token = clients[0]
-            .resolve(it.id, Some(b"shipping via eu-west (chosen by the app)".to_vec()))
+            .resolve(
+                it.id,
+                Some(b"shipping via eu-west (chosen by the app)".to_vec()),
+            )
             .await?;
-        say(out, &format!("  us-east resolves item {} as write {}#{}", it.id, token.origin, token.seq));
+        say(
+            out,
+            &format!(
+                "  us-east resolves item {} as write {}#{}",
+                it.id, token.origin, token.seq
+            ),
+        );
     }
 
-    say(out, "\nThe cart's siblings merge when the app writes back with their context:");
+    say(
+        out,
+        "\nThe cart's siblings merge when the app writes back with their context:",
+    );
     if let Read::Siblings { versions, context } = clients[1].get("carts", b"cart-42").await? {
         let mut items: Vec<String> = versions
             .iter()
@@ -307,7 +362,10 @@ pub async fn run(out: &mut (dyn std::io::Write + Send)) -> Result<(), NodeError>
     for c in clients.iter_mut() {
         open += c.conflicts(false).await?.len();
     }
-    say(out, &format!("  open conflict items in all regions: {open}"));
+    say(
+        out,
+        &format!("  open conflict items in all regions: {open}"),
+    );
 
     say(out, "\nReplication lag, as each region sees the others:");
     for (name, c) in names.iter().zip(clients.iter_mut()) {
@@ -315,7 +373,12 @@ pub async fn run(out: &mut (dyn std::io::Write + Send)) -> Result<(), NodeError>
         let cols: Vec<String> = s
             .channels
             .iter()
-            .map(|ch| format!("{} {} ({} writes, {:.3} s behind, max {:.3} s)", ch.region, ch.status, ch.writes_behind, ch.seconds_behind, ch.max_ever_seconds))
+            .map(|ch| {
+                format!(
+                    "{} {} ({} writes, {:.3} s behind, max {:.3} s)",
+                    ch.region, ch.status, ch.writes_behind, ch.seconds_behind, ch.max_ever_seconds
+                )
+            })
             .collect();
         say(out, &format!("  {name}: {}", cols.join("; ")));
     }
@@ -340,7 +403,10 @@ pub async fn wait_connected(clients: &mut [Client], limit: Duration) -> Result<(
         let mut all = true;
         for c in clients.iter_mut() {
             let s = c.status().await?;
-            all &= s.channels.iter().all(|ch| ch.connected && ch.status == "active");
+            all &= s
+                .channels
+                .iter()
+                .all(|ch| ch.connected && ch.status == "active");
         }
         if all {
             return Ok(());
@@ -355,7 +421,10 @@ pub async fn wait_connected(clients: &mut [Client], limit: Duration) -> Result<(
     }
 }
 
-async fn wait_for_conflict(c: &mut Client, limit: Duration) -> Result<Vec<pb::ConflictItem>, NodeError> {
+async fn wait_for_conflict(
+    c: &mut Client,
+    limit: Duration,
+) -> Result<Vec<pb::ConflictItem>, NodeError> {
     let start = Instant::now();
     loop {
         let items = c.conflicts(false).await?;
@@ -367,7 +436,9 @@ async fn wait_for_conflict(c: &mut Client, limit: Duration) -> Result<Vec<pb::Co
 }
 
 /// Runs futures concurrently and collects their results in order.
-async fn futures_join_all<F: std::future::Future + Send + 'static>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output>
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    fs: impl IntoIterator<Item = F>,
+) -> Vec<F::Output>
 where
     F::Output: Send + 'static,
 {

@@ -136,6 +136,8 @@ pub enum Command {
     },
     /// Run `f` on the engine (queries, and operations with their own answer).
     Inspect(Box<dyn FnOnce(&mut NodeEngine) + Send>),
+    /// Run `f` on the engine and send the messages it returns to peers.
+    Act(Box<dyn FnOnce(&mut NodeEngine) -> Vec<Outgoing> + Send>),
     /// Flush and stop.
     Shutdown(oneshot::Sender<Result<(), CoreError>>),
 }
@@ -161,6 +163,21 @@ impl DriverHandle {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Inspect(Box::new(move |e| {
             let _ = reply.send(f(e));
+        })))?;
+        rx.await.map_err(|_| crate::NodeError::Stopped)
+    }
+
+    /// Runs `f` on the engine, sends the peer messages it returns, and
+    /// returns its result (operations like a takeover).
+    pub async fn act<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut NodeEngine) -> (T, Vec<Outgoing>) + Send + 'static,
+    ) -> Result<T, crate::NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Act(Box::new(move |e| {
+            let (value, out) = f(e);
+            let _ = reply.send(value);
+            out
         })))?;
         rx.await.map_err(|_| crate::NodeError::Stopped)
     }
@@ -397,7 +414,11 @@ impl Driver {
     }
 
     /// How many other regions must hold a write of `collection` for `needed`.
-    fn others(&self, collection: &concord_core::Collection, needed: Needed) -> Result<usize, NodeError> {
+    fn others(
+        &self,
+        collection: &concord_core::Collection,
+        needed: Needed,
+    ) -> Result<usize, NodeError> {
         let possible = match self.engine.collection(collection) {
             Some(c) => self
                 .engine
@@ -519,7 +540,10 @@ impl Driver {
                 needed,
                 reply,
             } => {
-                let collection = self.engine.conflict(item).map(|i| i.entity.collection.clone());
+                let collection = self
+                    .engine
+                    .conflict(item)
+                    .map(|i| i.entity.collection.clone());
                 let others = match collection {
                     Some(c) => self.others(&c, needed),
                     None => Ok(0),
@@ -566,7 +590,10 @@ impl Driver {
                 if self.links.get(&peer).map(|(c, _)| *c) != Some(conn) {
                     return; // a replaced connection
                 }
-                let is_batch = matches!(message, PeerMessage::Batch(_) | PeerMessage::Snapshot { .. });
+                let is_batch = matches!(
+                    message,
+                    PeerMessage::Batch(_) | PeerMessage::Snapshot { .. }
+                );
                 let is_ack = matches!(message, PeerMessage::Ack { .. });
                 match self.engine.receive(peer, message) {
                     Ok(out) => {
@@ -601,6 +628,16 @@ impl Driver {
                 let before = self.engine.cursor(own);
                 f(&mut self.engine);
                 // An inspection may have written (a takeover, a handoff).
+                if self.engine.cursor(own) != before {
+                    self.dirty = true;
+                    self.applied_moved = true;
+                }
+            }
+            Command::Act(f) => {
+                let own = self.engine.region();
+                let before = self.engine.cursor(own);
+                let out = f(&mut self.engine);
+                self.send(out);
                 if self.engine.cursor(own) != before {
                     self.dirty = true;
                     self.applied_moved = true;

@@ -9,7 +9,11 @@ use concord_node::node::Node;
 use concord_node::{NodeError, pb};
 
 #[derive(Parser)]
-#[command(name = "concord", version, about = "Concord: active-active multi-region data")]
+#[command(
+    name = "concord",
+    version,
+    about = "Concord: active-active multi-region data"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -240,7 +244,9 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
             key,
             value,
         } => {
-            let mut c = Client::connect(&target.addr).await?.with_concern(concern_pb(concern));
+            let mut c = Client::connect(&target.addr)
+                .await?
+                .with_concern(concern_pb(concern));
             let t = c.put(&collection, key.as_bytes(), value.as_bytes()).await?;
             println!("{}", token(&t));
         }
@@ -252,7 +258,10 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
         } => {
             let mut c = Client::connect(&target.addr).await?;
             let read = match after {
-                Some(a) => c.get_after(&collection, key.as_bytes(), parse_token(&a)?).await?,
+                Some(a) => {
+                    c.get_after(&collection, key.as_bytes(), parse_token(&a)?)
+                        .await?
+                }
                 None => c.get(&collection, key.as_bytes()).await?,
             };
             match read {
@@ -277,7 +286,9 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
             key,
             delta,
         } => {
-            let mut c = Client::connect(&target.addr).await?.with_concern(concern_pb(concern));
+            let mut c = Client::connect(&target.addr)
+                .await?
+                .with_concern(concern_pb(concern));
             let t = c.increment(&collection, key.as_bytes(), delta).await?;
             println!("{}", token(&t));
         }
@@ -287,7 +298,9 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
             collection,
             key,
         } => {
-            let mut c = Client::connect(&target.addr).await?.with_concern(concern_pb(concern));
+            let mut c = Client::connect(&target.addr)
+                .await?
+                .with_concern(concern_pb(concern));
             let t = c.delete(&collection, key.as_bytes()).await?;
             println!("{}", token(&t));
         }
@@ -364,7 +377,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("concord: cannot start the runtime: {e}");

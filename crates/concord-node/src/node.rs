@@ -42,12 +42,13 @@ impl Node {
     /// Ports of 0 in the config are chosen by the system: see
     /// [`Node::addr`] and [`Node::metrics_addr`].
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| NodeError::Listen {
-                addr: config.listen.to_string(),
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: config.listen.to_string(),
+                    source,
+                })?;
         Self::start_on(config, listener).await
     }
 
@@ -94,6 +95,10 @@ impl Node {
                 write_timeout: config.write_timeout,
                 read_wait: config.read_wait,
             },
+            config
+                .peers()
+                .filter_map(|p| Some((p.id, p.address.clone()?)))
+                .collect(),
         );
         let (health_reporter, health) = tonic_health::server::health_reporter();
         health_reporter
@@ -244,7 +249,10 @@ impl Node {
         }
         let (reply, rx) = oneshot::channel();
         let result = match self.driver.send(Command::Shutdown(reply)) {
-            Ok(()) => rx.await.map_err(|_| NodeError::Stopped)?.map_err(NodeError::from),
+            Ok(()) => rx
+                .await
+                .map_err(|_| NodeError::Stopped)?
+                .map_err(NodeError::from),
             Err(e) => Err(e),
         };
         if let Some(t) = self.engine_thread.take() {

@@ -45,7 +45,12 @@ pub struct PeerContext {
 }
 
 impl PeerContext {
-    fn check_hello(&self, region: RegionId, name: &str, expected: Option<RegionId>) -> Result<(), Status> {
+    fn check_hello(
+        &self,
+        region: RegionId,
+        name: &str,
+        expected: Option<RegionId>,
+    ) -> Result<(), Status> {
         if region == self.region {
             return Err(Status::permission_denied(format!(
                 "a peer says hello as {name} ({region}), which is this node's own region"
@@ -140,26 +145,40 @@ async fn pump(
             let message: PeerMessage = concord_crdt::codec::decode(&std::mem::take(&mut snapshot))
                 .map_err(|e| Status::invalid_argument(format!("snapshot: {e}")))?;
             if !matches!(message, PeerMessage::Snapshot { .. }) {
-                return Err(Status::invalid_argument("snapshot pieces hold another message"));
+                return Err(Status::invalid_argument(
+                    "snapshot pieces hold another message",
+                ));
             }
             ctx.driver
-                .send(Command::PeerMessage { peer, conn, message })
+                .send(Command::PeerMessage {
+                    peer,
+                    conn,
+                    message,
+                })
                 .map_err(|_| Status::unavailable("the node is stopping"))?;
             continue;
         }
-        let (message, name) = convert::frame(frame).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (message, name) =
+            convert::frame(frame).map_err(|e| Status::invalid_argument(e.to_string()))?;
         if let (PeerMessage::Hello { region, .. }, Some(name)) = (&message, name) {
             ctx.check_hello(*region, &name, Some(peer))?;
         }
         ctx.driver
-            .send(Command::PeerMessage { peer, conn, message })
+            .send(Command::PeerMessage {
+                peer,
+                conn,
+                message,
+            })
             .map_err(|_| Status::unavailable("the node is stopping"))?;
     }
 }
 
 /// The engine's side of one connection: registers it, and returns the
 /// outbound frames.
-fn open(ctx: &PeerContext, peer: RegionId) -> Result<(u64, ReceiverStream<pb::PeerFrame>), NodeError> {
+fn open(
+    ctx: &PeerContext,
+    peer: RegionId,
+) -> Result<(u64, ReceiverStream<pb::PeerFrame>), NodeError> {
     let conn = ctx.conns.fetch_add(1, Ordering::Relaxed);
     let (tx, from_engine) = mpsc::unbounded_channel();
     let (to_wire, wire) = mpsc::channel(64);
@@ -205,7 +224,8 @@ impl pb::peer_server::Peer for PeerService {
         };
         let peer = *region;
         self.ctx.check_hello(peer, &name, None)?;
-        let (conn, outbound) = open(&self.ctx, peer).map_err(|_| Status::unavailable("the node is stopping"))?;
+        let (conn, outbound) =
+            open(&self.ctx, peer).map_err(|_| Status::unavailable("the node is stopping"))?;
         self.ctx
             .driver
             .send(Command::PeerMessage {
@@ -221,7 +241,9 @@ impl pb::peer_server::Peer for PeerService {
             }
             let _ = ctx.driver.send(Command::PeerDown { peer, conn });
         });
-        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(outbound, Ok))))
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
+            outbound, Ok,
+        ))))
     }
 
     async fn snapshot(
@@ -235,7 +257,8 @@ impl pb::peer_server::Peer for PeerService {
             .await
             .map_err(|_| Status::unavailable("the node is stopping"))?
             .map_err(|e| Status::internal(e.to_string()))?;
-        let bytes = concord_crdt::codec::encode(&message).map_err(|e| Status::internal(e.to_string()))?;
+        let bytes =
+            concord_crdt::codec::encode(&message).map_err(|e| Status::internal(e.to_string()))?;
         let pieces: Vec<Result<pb::SnapshotChunk, Status>> = {
             let n = bytes.len().div_ceil(SNAPSHOT_PIECE).max(1);
             (0..n)
@@ -254,7 +277,13 @@ impl pb::peer_server::Peer for PeerService {
 
 /// Keeps a replication stream to `peer` at `address` open: dials, streams,
 /// and redials with exponential backoff (100 ms up to 5 s) until `stop`.
-pub async fn dial(ctx: PeerContext, peer: RegionId, address: String, max_message_bytes: usize, mut stop: watch::Receiver<bool>) {
+pub async fn dial(
+    ctx: PeerContext,
+    peer: RegionId,
+    address: String,
+    max_message_bytes: usize,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if *stop.borrow() {
@@ -274,7 +303,12 @@ pub async fn dial(ctx: PeerContext, peer: RegionId, address: String, max_message
 
 /// One connection's life: connect, stream until it breaks. `Ok` if it was
 /// established at all.
-async fn connect(ctx: &PeerContext, peer: RegionId, address: &str, max_message_bytes: usize) -> Result<(), NodeError> {
+async fn connect(
+    ctx: &PeerContext,
+    peer: RegionId,
+    address: &str,
+    max_message_bytes: usize,
+) -> Result<(), NodeError> {
     let endpoint = tonic::transport::Endpoint::from_shared(address.to_owned())
         .map_err(|source| NodeError::Connect {
             addr: address.to_owned(),
@@ -284,10 +318,13 @@ async fn connect(ctx: &PeerContext, peer: RegionId, address: &str, max_message_b
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(10));
-    let channel = endpoint.connect().await.map_err(|source| NodeError::Connect {
-        addr: address.to_owned(),
-        source,
-    })?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|source| NodeError::Connect {
+            addr: address.to_owned(),
+            source,
+        })?;
     let mut client = pb::peer_client::PeerClient::new(channel)
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);

@@ -1,7 +1,9 @@
 //! The client service: `Put`, `Get`, `Delete`, `Increment`, the conflict
 //! queue, `Status` and ownership, over the engine thread.
 
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use concord_core::{
@@ -24,10 +26,15 @@ pub fn status_of(e: &CoreError) -> Status {
         CoreError::InvalidCollection { .. }
         | CoreError::TooLarge { .. }
         | CoreError::WrongOpKind { .. } => Status::invalid_argument(msg),
-        CoreError::UnknownCollection(_) | CoreError::UnknownConflict(_) => {
-            Status::not_found(msg)
+        CoreError::UnknownCollection(_) | CoreError::UnknownConflict(_) => Status::not_found(msg),
+        CoreError::ConflictClosed(_) | CoreError::Merge(_) | CoreError::NotOwner { .. } => {
+            Status::failed_precondition(msg)
         }
-        CoreError::ConflictClosed(_) | CoreError::Merge(_) => Status::failed_precondition(msg),
+        CoreError::HandoffInProgress { .. } => Status::unavailable(msg),
+        CoreError::UnknownHandoff(_) | CoreError::UnknownRegion(_) => Status::not_found(msg),
+        CoreError::InvalidOwnershipChange { .. } | CoreError::Ownership(_) => {
+            Status::invalid_argument(msg)
+        }
         CoreError::CounterOverflow => Status::out_of_range(msg),
         CoreError::Rebuilding { .. } | CoreError::Clock(_) => Status::unavailable(msg),
         _ => Status::internal(msg),
@@ -50,6 +57,9 @@ pub fn status_of_node(e: &NodeError) -> Status {
     }
 }
 
+/// The header that marks a write forwarded by another node (never forwarded again).
+const FORWARDED: &str = "x-concord-forwarded";
+
 /// Service-wide settings.
 #[derive(Clone, Debug)]
 pub struct ServiceSettings {
@@ -68,6 +78,18 @@ pub struct ClientService {
     region: RegionId,
     names: RegionNames,
     settings: ServiceSettings,
+    /// Client addresses of the other regions (for forwarding to an owner).
+    addresses: Arc<HashMap<RegionId, String>>,
+    /// Connections to owners, made on first use.
+    owners:
+        Arc<Mutex<HashMap<RegionId, pb::concord_client::ConcordClient<tonic::transport::Channel>>>>,
+}
+
+/// A write to send on to a key's owner.
+enum Forward {
+    Put(pb::PutRequest),
+    Delete(pb::DeleteRequest),
+    Increment(pb::IncrementRequest),
 }
 
 impl ClientService {
@@ -77,12 +99,83 @@ impl ClientService {
         region: RegionId,
         names: RegionNames,
         settings: ServiceSettings,
+        addresses: HashMap<RegionId, String>,
     ) -> Self {
         Self {
             driver,
             region,
             names,
             settings,
+            addresses: Arc::new(addresses),
+            owners: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A core error as a status, with region names for ids.
+    fn status(&self, e: &NodeError) -> Status {
+        match e {
+            NodeError::Core(CoreError::NotOwner {
+                collection,
+                key,
+                owner,
+                epoch,
+                ..
+            }) => Status::failed_precondition(format!(
+                "{collection} key {:?} is owned by region {} (ownership epoch {epoch}), not {}: write to the owner",
+                String::from_utf8_lossy(key),
+                self.names.name(*owner),
+                self.names.name(self.region),
+            )),
+            other => status_of_node(other),
+        }
+    }
+
+    /// Sends `write` on to `owner` (a collection configured to forward).
+    async fn forward(
+        &self,
+        owner: RegionId,
+        write: Forward,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let mut client = {
+            let cached = self.owners.lock().ok().and_then(|m| m.get(&owner).cloned());
+            match cached {
+                Some(c) => c,
+                None => {
+                    let address = self.addresses.get(&owner).ok_or_else(|| {
+                        Status::failed_precondition(format!(
+                            "the owner {} has no address in this node's configuration",
+                            self.names.name(owner)
+                        ))
+                    })?;
+                    let channel = tonic::transport::Endpoint::from_shared(address.clone())
+                        .map_err(|e| Status::internal(format!("owner address {address}: {e}")))?
+                        .connect_timeout(Duration::from_secs(2))
+                        .connect()
+                        .await
+                        .map_err(|e| {
+                            Status::unavailable(format!(
+                                "cannot reach the owner {} to forward the write: {e}",
+                                self.names.name(owner)
+                            ))
+                        })?;
+                    let c = pb::concord_client::ConcordClient::new(channel);
+                    if let Ok(mut m) = self.owners.lock() {
+                        m.insert(owner, c.clone());
+                    }
+                    c
+                }
+            }
+        };
+        fn mark<T>(t: T) -> Request<T> {
+            let mut r = Request::new(t);
+            r.metadata_mut()
+                .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+            r
+        }
+        match write {
+            Forward::Put(r) => client.put(mark(r)).await,
+            Forward::Delete(r) => client.delete(mark(r)).await,
+            Forward::Increment(r) => client.increment(mark(r)).await,
         }
     }
 
@@ -110,7 +203,9 @@ impl ClientService {
             Ok(Level::Unspecified) => match self.settings.write_concern {
                 WriteConcern::Local => Needed::Local,
                 WriteConcern::All => Needed::All,
-                WriteConcern::Regions(n) => Needed::Others(usize::try_from(n).unwrap_or(usize::MAX)),
+                WriteConcern::Regions(n) => {
+                    Needed::Others(usize::try_from(n).unwrap_or(usize::MAX))
+                }
             },
             Err(_) => {
                 return Err(Status::invalid_argument(format!(
@@ -129,21 +224,32 @@ impl ClientService {
         make: impl FnOnce(WriteReply) -> Command,
         timeout: Duration,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        self.submit_raw(make, timeout)
+            .await
+            .map_err(|e| self.status(&e))
+    }
+
+    /// [`Self::submit`], keeping the engine's error for the caller to act on.
+    async fn submit_raw(
+        &self,
+        make: impl FnOnce(WriteReply) -> Command,
+        timeout: Duration,
+    ) -> Result<Response<pb::WriteResponse>, NodeError> {
         let (reply, mut accepted, done) = WriteReply::new();
-        self.driver
-            .send(make(reply))
-            .map_err(|e| status_of_node(&e))?;
+        self.driver.send(make(reply))?;
         let durable = match tokio::time::timeout(timeout, done).await {
-            Ok(Ok(r)) => r.map_err(|e| status_of_node(&e))?,
-            Ok(Err(_)) => return Err(Status::unavailable("the node stopped")),
+            Ok(Ok(r)) => r?,
+            Ok(Err(_)) => return Err(NodeError::Stopped),
             Err(_) => {
                 let Ok(write) = accepted.try_recv() else {
-                    return Err(Status::deadline_exceeded(format!(
+                    return Err(NodeError::Status(Status::deadline_exceeded(format!(
                         "the write was not accepted within {} ms",
                         timeout.as_millis()
-                    )));
+                    ))));
                 };
-                return Err(self.concern_timeout(write, timeout).await);
+                return Err(NodeError::Status(
+                    self.concern_timeout(write, timeout).await,
+                ));
             }
         };
         Ok(Response::new(self.write_response(&durable)))
@@ -178,7 +284,13 @@ impl ClientService {
             durable.push(format!("{} (here)", self.names.name(here)));
         }
         durable.extend(peers.iter().map(|p| self.names.name(*p)));
-        let list = |v: &[String]| if v.is_empty() { "nowhere yet".to_owned() } else { v.join(", ") };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "nowhere yet".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
         let missing: Vec<String> = missing.iter().map(|p| self.names.name(*p)).collect();
         Status::deadline_exceeded(format!(
             "write concern not met within {} ms: write {write} is durable in {}; not yet in {}. The write stands and keeps replicating.",
@@ -198,27 +310,68 @@ impl ClientService {
         }
     }
 
+    /// A client write: made here, or forwarded to the key's owner when the
+    /// collection says so (once: a forwarded write is never forwarded again).
     async fn write(
+        &self,
+        forwarded: bool,
+        request: Forward,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let (collection, key, op, context, concern) = match &request {
+            Forward::Put(r) => (
+                &r.collection,
+                &r.key,
+                ClientOp::Put(r.value.clone()),
+                r.context.as_ref(),
+                r.concern.as_ref(),
+            ),
+            Forward::Delete(r) => (
+                &r.collection,
+                &r.key,
+                ClientOp::Delete,
+                r.context.as_ref(),
+                r.concern.as_ref(),
+            ),
+            Forward::Increment(r) => (
+                &r.collection,
+                &r.key,
+                ClientOp::Add(r.delta),
+                None,
+                r.concern.as_ref(),
+            ),
+        };
+        match self
+            .write_here(collection, key.clone(), op, context, concern)
+            .await
+        {
+            Err(NodeError::Core(CoreError::NotOwner {
+                owner,
+                forward: true,
+                ..
+            })) if !forwarded => self.forward(owner, request).await,
+            Err(e) => Err(self.status(&e)),
+            Ok(r) => Ok(r),
+        }
+    }
+
+    async fn write_here(
         &self,
         collection: &str,
         key: Vec<u8>,
         op: ClientOp,
         context: Option<&pb::VersionVector>,
         concern: Option<&pb::WriteConcern>,
-    ) -> Result<Response<pb::WriteResponse>, Status> {
-        let collection = collection_of(collection)?;
-        let context = context
-            .map(|c| convert::vv(c, "context"))
-            .transpose()
-            .map_err(|e| status_of_node(&e))?;
-        let (needed, timeout) = self.needed(concern)?;
+    ) -> Result<Response<pb::WriteResponse>, NodeError> {
+        let collection = collection_of(collection).map_err(NodeError::Status)?;
+        let context = context.map(|c| convert::vv(c, "context")).transpose()?;
+        let (needed, timeout) = self.needed(concern).map_err(NodeError::Status)?;
         let write = ClientWrite {
             collection,
             key,
             op,
             context,
         };
-        self.submit(
+        self.submit_raw(
             |reply| Command::Write {
                 write,
                 needed,
@@ -267,8 +420,15 @@ pub fn item_to_pb(item: &ConflictItem, names: &RegionNames) -> pb::ConflictItem 
                 *ahead_micros as f64 / 1e6
             ),
         ),
-        #[allow(unreachable_patterns)]
-        other => ("other", format!("{other:?}")),
+        ConflictReason::Fenced {
+            owner, fence_epoch, ..
+        } => (
+            "fenced",
+            format!(
+                "written by a region fenced at ownership epoch {fence_epoch}; the key's owner is {}",
+                names.name(*owner)
+            ),
+        ),
     };
     pb::ConflictItem {
         id: item.id,
@@ -300,45 +460,27 @@ impl pb::concord_server::Concord for ClientService {
         &self,
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let r = request.into_inner();
-        self.write(
-            &r.collection,
-            r.key,
-            ClientOp::Put(r.value),
-            r.context.as_ref(),
-            r.concern.as_ref(),
-        )
-        .await
+        let forwarded = request.metadata().contains_key(FORWARDED);
+        self.write(forwarded, Forward::Put(request.into_inner()))
+            .await
     }
 
     async fn delete(
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let r = request.into_inner();
-        self.write(
-            &r.collection,
-            r.key,
-            ClientOp::Delete,
-            r.context.as_ref(),
-            r.concern.as_ref(),
-        )
-        .await
+        let forwarded = request.metadata().contains_key(FORWARDED);
+        self.write(forwarded, Forward::Delete(request.into_inner()))
+            .await
     }
 
     async fn increment(
         &self,
         request: Request<pb::IncrementRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let r = request.into_inner();
-        self.write(
-            &r.collection,
-            r.key,
-            ClientOp::Add(r.delta),
-            None,
-            r.concern.as_ref(),
-        )
-        .await
+        let forwarded = request.metadata().contains_key(FORWARDED);
+        self.write(forwarded, Forward::Increment(request.into_inner()))
+            .await
     }
 
     async fn write_many(
@@ -353,9 +495,8 @@ impl pb::concord_server::Concord for ClientService {
         let count = r.writes.len();
         let mut writes = Vec::with_capacity(count);
         for (i, w) in r.writes.into_iter().enumerate() {
-            let collection = Collection::new(&w.collection).map_err(|e| {
-                Status::invalid_argument(format!("writes[{i}].collection: {e}"))
-            })?;
+            let collection = Collection::new(&w.collection)
+                .map_err(|e| Status::invalid_argument(format!("writes[{i}].collection: {e}")))?;
             let op = match w.op {
                 Some(ItemOp::Put(v)) => ClientOp::Put(v),
                 Some(ItemOp::Delete(_)) => ClientOp::Delete,
@@ -567,22 +708,111 @@ impl pb::concord_server::Concord for ClientService {
 
     async fn owner(
         &self,
-        _request: Request<pb::OwnerRequest>,
+        request: Request<pb::OwnerRequest>,
     ) -> Result<Response<pb::OwnerResponse>, Status> {
-        Err(Status::unimplemented("ownership is not configured on this node"))
+        let r = request.into_inner();
+        let collection = collection_of(&r.collection)?;
+        let c = collection.clone();
+        let (owner, epoch) = self
+            .driver
+            .inspect(move |e| (e.owner(&c, &r.key), e.ownership_epoch()))
+            .await
+            .map_err(|e| self.status(&e))?;
+        match owner.map_err(|e| self.status(&NodeError::Core(e)))? {
+            Some(owner) => Ok(Response::new(pb::OwnerResponse {
+                owner: self.names.name(owner),
+                epoch,
+            })),
+            None => Err(Status::failed_precondition(format!(
+                "collection {collection} is not owned: every region accepts its writes"
+            ))),
+        }
     }
 
     async fn takeover(
         &self,
-        _request: Request<pb::TakeoverRequest>,
+        request: Request<pb::TakeoverRequest>,
     ) -> Result<Response<pb::TakeoverResponse>, Status> {
-        Err(Status::unimplemented("ownership is not configured on this node"))
+        let r = request.into_inner();
+        let from = self.names.id(&r.from).ok_or_else(|| {
+            Status::invalid_argument(format!("from: unknown region {:?}", r.from))
+        })?;
+        let reason = if r.reason.is_empty() {
+            "operator takeover".to_owned()
+        } else {
+            r.reason
+        };
+        let event = self
+            .driver
+            .act(move |e| match e.take_over(from, reason) {
+                Ok((event, out)) => (Ok(event), out),
+                Err(err) => (Err(err), Vec::new()),
+            })
+            .await
+            .map_err(|e| self.status(&e))?
+            .map_err(|e| self.status(&NodeError::Core(e)))?;
+        tracing::warn!(from = %self.names.name(event.from), epoch = event.epoch, at_risk = event.at_risk_writes, "took over");
+        Ok(Response::new(pb::TakeoverResponse {
+            event: Some(crate::status::failover_to_pb(&event, &self.names)),
+        }))
     }
 
     async fn handoff(
         &self,
-        _request: Request<pb::HandoffRequest>,
+        request: Request<pb::HandoffRequest>,
     ) -> Result<Response<pb::HandoffResponse>, Status> {
-        Err(Status::unimplemented("ownership is not configured on this node"))
+        use concord_core::HandoffStatus;
+        let r = request.into_inner();
+        let collection = collection_of(&r.collection)?;
+        let to = self
+            .names
+            .id(&r.to)
+            .ok_or_else(|| Status::invalid_argument(format!("to: unknown region {:?}", r.to)))?;
+        let timeout = if r.timeout_ms == 0 {
+            self.settings.write_timeout
+        } else {
+            Duration::from_millis(u64::from(r.timeout_ms))
+        };
+        let id = self
+            .driver
+            .inspect(move |e| e.hand_off(&collection, r.keys, to))
+            .await
+            .map_err(|e| self.status(&e))?
+            .map_err(|e| self.status(&NodeError::Core(e)))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let h = self
+                .driver
+                .inspect(move |e| e.handoffs().iter().find(|h| h.id == id).cloned())
+                .await
+                .map_err(|e| self.status(&e))?;
+            match h.map(|h| (h.status, h.drain_to)) {
+                Some((HandoffStatus::Completed { epoch, .. }, drain_to)) => {
+                    return Ok(Response::new(pb::HandoffResponse {
+                        epoch,
+                        drained_through: drain_to,
+                    }));
+                }
+                Some((HandoffStatus::Draining, _)) => {}
+                Some((other, _)) => {
+                    return Err(Status::aborted(format!("handoff {id} ended: {other:?}")));
+                }
+                None => return Err(Status::internal(format!("handoff {id} vanished"))),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                // Give the keys back rather than leave them unwritable.
+                let cancelled = self.driver.inspect(move |e| e.cancel_handoff(id)).await;
+                return Err(Status::deadline_exceeded(format!(
+                    "handoff {id} to {} did not drain within {} ms (the new owner has not acknowledged every write); {}",
+                    self.names.name(to),
+                    timeout.as_millis(),
+                    match cancelled {
+                        Ok(Ok(())) => "it was cancelled: the keys stay here",
+                        _ => "it completed or ended meanwhile: check Owner",
+                    }
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

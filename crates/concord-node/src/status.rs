@@ -47,17 +47,14 @@ pub fn status_of_engine(e: &NodeEngine, names: &RegionNames) -> pb::StatusRespon
             }
         })
         .collect();
-    let rpo = lag
+    let rpo = e
+        .rpo()
         .iter()
-        .filter(|l| l.origin != e.region())
-        .map(|l| pb::RpoEntry {
-            origin: names.name(l.origin),
-            writes_not_applied: l.writes_behind,
-            oldest_age_seconds: if l.writes_behind == 0 {
-                0.0
-            } else {
-                seconds(l.micros_behind)
-            },
+        .filter(|r| r.origin != e.region())
+        .map(|r| pb::RpoEntry {
+            origin: names.name(r.origin),
+            writes_not_applied: r.unapplied_writes,
+            oldest_age_seconds: seconds(r.oldest_unapplied_micros),
         })
         .collect();
     let s = e.stats();
@@ -80,8 +77,26 @@ pub fn status_of_engine(e: &NodeEngine, names: &RegionNames) -> pb::StatusRespon
         remote_applied: s.remote_applied,
         refused_writes: s.wrong_op_kind + s.merge_refused + s.batches_refused,
         withheld_writes: s.withheld,
-        failovers: Vec::new(),
-        ownership_epoch: 0,
+        failovers: e
+            .failover_events()
+            .iter()
+            .map(|f| failover_to_pb(f, names))
+            .collect(),
+        ownership_epoch: e.ownership_epoch(),
+    }
+}
+
+/// A failover event on the wire.
+pub fn failover_to_pb(f: &concord_core::FailoverEvent, names: &RegionNames) -> pb::FailoverEvent {
+    pb::FailoverEvent {
+        from: names.name(f.from),
+        to: names.name(f.to),
+        reason: f.reason.clone(),
+        started_micros: f.started.as_micros(),
+        completed_micros: f.completed.map_or(0, |c| c.as_micros()),
+        at_risk_writes: f.at_risk_writes,
+        at_risk_seconds: seconds(f.at_risk_micros),
+        epoch: f.epoch,
     }
 }
 
