@@ -55,6 +55,16 @@ impl Node {
     /// Like [`Node::start`], serving gRPC on `listener` (already bound)
     /// instead of `config.listen`.
     pub async fn start_on(config: NodeConfig, listener: TcpListener) -> Result<Self, NodeError> {
+        Self::start_with_clock(config, listener, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Node::start_on`], with the engine reading time from `clock`
+    /// (tests and examples use a skewed or manual clock).
+    pub async fn start_with_clock(
+        config: NodeConfig,
+        listener: TcpListener,
+        clock: Arc<dyn concord_clock::Clock>,
+    ) -> Result<Self, NodeError> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::Io {
             path: config.data_dir.clone(),
@@ -64,7 +74,7 @@ impl Node {
         let engine_config = config.engine_config();
         let engine = tokio::task::spawn_blocking(move || {
             let store = SledStore::open(&data_dir)?;
-            Engine::open(engine_config, store, Arc::new(SystemClock))
+            Engine::open(engine_config, store, clock)
         })
         .await
         .map_err(|_| NodeError::Stopped)??;
