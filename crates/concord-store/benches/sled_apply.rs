@@ -1,30 +1,84 @@
 //! Replicated writes applied by one node into sled, with group commit.
 //!
 //! A source engine (in memory) makes `--writes` writes of 100-byte values to
-//! random keys and cuts them into batches of 1,000, as a peer sends them. The
+//! random keys (drawn from `--keys` distinct keys, by default as many as
+//! writes, so that checkpoints coalesce little) and cuts them into batches of
+//! 1,000, as a peer sends them. The
 //! measured node receives each batch, applies it, appends it to its sled log
 //! and commits (one flush) every `--group` batches: one fsync covers many
 //! writes, and the node acknowledges after it. Prints writes/s and the size
 //! of the sled directory per million writes, then the same for an engine on
-//! in-memory storage in the same run, for the ratio.
+//! in-memory storage in the same run, for the ratio. For each storage it also
+//! prints the time spent in `Storage::checkpoint` (the engine checkpoints
+//! every `--checkpoint-every` applied writes) and the entities it stored per
+//! second.
 //!
 //! ```text
-//! cargo bench -p concord-store --bench sled_apply -- --writes 1000000 --group 4 [--only sled|memory]
+//! cargo bench -p concord-store --bench sled_apply -- --writes 1000000 --group 4 \
+//!     [--keys 1000000] [--checkpoint-every 50000] [--only sled|memory]
 //! ```
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use concord_clock::{ManualClock, WallTime};
+use std::time::Duration;
+
 use concord_core::{
-    ClientOp, ClientWrite, Collection, CollectionConfig, Engine, EngineConfig, MemoryStorage,
-    PeerMessage, Policy, Storage,
+    Checkpoint, CheckpointDelta, ClientOp, ClientWrite, Collection, CollectionConfig, CoreError,
+    Engine, EngineConfig, LogBounds, MemoryStorage, PeerMessage, Policy, Storage, TaggedWrite,
+    WriteBatch,
 };
 use concord_crdt::RegionId;
 use concord_store::SledStore;
 
 const NOON: i64 = 1_795_435_200_000_000;
 const BATCH: usize = 1000;
+
+/// A storage that times its checkpoints.
+struct Timed<S> {
+    inner: S,
+    checkpoints: usize,
+    entities: usize,
+    spent: Duration,
+}
+
+impl<S: Storage> Storage for Timed<S> {
+    fn append(&mut self, batches: Vec<WriteBatch>) -> Result<(), CoreError> {
+        self.inner.append(batches)
+    }
+    fn sync(&mut self) -> Result<(), CoreError> {
+        self.inner.sync()
+    }
+    fn read_log(
+        &self,
+        origin: RegionId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<TaggedWrite>, CoreError> {
+        self.inner.read_log(origin, from, limit)
+    }
+    fn log_bounds(&self) -> Result<Vec<(RegionId, LogBounds)>, CoreError> {
+        self.inner.log_bounds()
+    }
+    fn trim_log(&mut self, origin: RegionId, through: u64) -> Result<(), CoreError> {
+        self.inner.trim_log(origin, through)
+    }
+    fn checkpoint(&mut self, delta: &CheckpointDelta) -> Result<(), CoreError> {
+        let start = Instant::now();
+        let result = self.inner.checkpoint(delta);
+        self.spent += start.elapsed();
+        self.checkpoints += 1;
+        self.entities += delta.entities.len();
+        result
+    }
+    fn load_checkpoint(&self) -> Result<Checkpoint, CoreError> {
+        self.inner.load_checkpoint()
+    }
+    fn size_on_disk(&self) -> u64 {
+        self.inner.size_on_disk()
+    }
+}
 
 fn config(region: u16) -> EngineConfig {
     let mut cfg = EngineConfig::new(
@@ -37,6 +91,7 @@ fn config(region: u16) -> EngineConfig {
     );
     cfg.max_batch_writes = BATCH;
     cfg.max_in_flight = u32::MAX;
+    cfg.checkpoint_every = arg("--checkpoint-every", 50_000) as u64;
     cfg
 }
 
@@ -44,7 +99,7 @@ fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(WallTime::from_micros(NOON)))
 }
 
-fn source_batches(writes: usize) -> Vec<PeerMessage> {
+fn source_batches(writes: usize, keys: usize) -> Vec<PeerMessage> {
     let mut source = Engine::open(config(0), MemoryStorage::new(), clock()).expect("open");
     let collection = Collection::new("bench").expect("name");
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -66,7 +121,7 @@ fn source_batches(writes: usize) -> Vec<PeerMessage> {
         source
             .write(ClientWrite {
                 collection: collection.clone(),
-                key: (x % (writes as u64)).to_be_bytes().to_vec(),
+                key: (x % (keys as u64)).to_be_bytes().to_vec(),
                 op: ClientOp::Put(vec![b'v'; 100]),
                 context: None,
             })
@@ -92,6 +147,12 @@ fn source_batches(writes: usize) -> Vec<PeerMessage> {
 }
 
 fn run<S: Storage>(name: &str, storage: S, msgs: Vec<PeerMessage>, group: usize) -> f64 {
+    let storage = Timed {
+        inner: storage,
+        checkpoints: 0,
+        entities: 0,
+        spent: Duration::ZERO,
+    };
     let mut node = Engine::open(config(1), storage, clock()).expect("open");
     let writes: usize = msgs
         .iter()
@@ -105,12 +166,24 @@ fn run<S: Storage>(name: &str, storage: S, msgs: Vec<PeerMessage>, group: usize)
         node.receive(RegionId::new(0), m).expect("receive");
         if (i + 1) % group == 0 {
             node.commit().expect("commit");
+            // As a node's engine loop does: timers, checkpoints, trims.
+            node.tick().expect("tick");
         }
     }
     node.commit().expect("commit");
+    node.tick().expect("tick");
     let secs = start.elapsed().as_secs_f64();
     let rate = writes as f64 / secs;
     println!("{name:<8} {writes} writes in {secs:.2} s: {rate:.0} writes/s");
+    let timed = node.storage();
+    let spent = timed.spent.as_secs_f64();
+    println!(
+        "{name:<8} {} checkpoints of {} entities in {spent:.2} s ({:.0}% of the run): {:.0} entities/s",
+        timed.checkpoints,
+        timed.entities,
+        100.0 * spent / secs,
+        timed.entities as f64 / spent.max(1e-9)
+    );
     rate
 }
 
@@ -141,11 +214,12 @@ fn arg(name: &str, default: usize) -> usize {
 fn main() {
     let writes = arg("--writes", 500_000);
     let group = arg("--group", 4).max(1);
+    let keys = arg("--keys", writes).max(1);
     let only = std::env::args()
         .skip_while(|a| a != "--only")
         .nth(1)
         .unwrap_or_default();
-    let msgs = source_batches(writes);
+    let msgs = source_batches(writes, keys);
     let mut sled_rate = None;
     if only != "memory" {
         let dir = tempfile::tempdir().expect("temp dir");
