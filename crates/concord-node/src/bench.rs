@@ -46,6 +46,13 @@ pub struct BenchArgs {
     /// Value size in bytes.
     #[arg(long, default_value_t = 100)]
     pub value_bytes: usize,
+    /// How many of the nodes take client writes (the others only receive
+    /// replicated ones; 1 is a publisher-subscriber setup). 0: all.
+    #[arg(long, default_value_t = 0)]
+    pub write_to: usize,
+    /// Applied writes between checkpoints (the node's `tuning.checkpoint_every`).
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
     /// Print one JSON line.
     #[arg(long)]
     pub json: bool,
@@ -61,6 +68,8 @@ impl Default for BenchArgs {
             concurrency: 4,
             keys: 1_000_000,
             value_bytes: 100,
+            write_to: 0,
+            checkpoint_every: None,
             json: false,
         }
     }
@@ -71,6 +80,8 @@ impl Default for BenchArgs {
 pub struct BenchReport {
     /// Nodes.
     pub nodes: usize,
+    /// Nodes that took client writes.
+    pub writing_nodes: usize,
     /// Seconds of writing.
     pub seconds: f64,
     /// Writes acknowledged.
@@ -96,6 +107,7 @@ impl BenchReport {
     pub fn to_json(&self) -> String {
         serde_json::json!({
             "nodes": self.nodes,
+            "writing_nodes": self.writing_nodes,
             "seconds": round(self.seconds),
             "accepted_writes": self.accepted_writes,
             "accepted_writes_per_s": round(self.accepted_writes_per_s),
@@ -116,7 +128,7 @@ fn round(x: f64) -> f64 {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "nodes                   {}", self.nodes)?;
+        writeln!(f, "nodes                   {} ({} taking writes)", self.nodes, self.writing_nodes)?;
         writeln!(f, "seconds                 {:.1}", self.seconds)?;
         writeln!(
             f,
@@ -172,7 +184,18 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, NodeError> {
     })?;
     let names: Vec<String> = (1..=args.nodes).map(|i| format!("region-{i}")).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let nodes = crate::demo::start_local(&name_refs, dir.path()).await?;
+    let checkpoint_every = args.checkpoint_every;
+    let nodes = crate::demo::start_local_with(&name_refs, dir.path(), |c| {
+        if let Some(n) = checkpoint_every {
+            c.tuning.checkpoint_every = n;
+        }
+    })
+    .await?;
+    let writing = if args.write_to == 0 {
+        args.nodes
+    } else {
+        args.write_to.min(args.nodes)
+    };
     let mut clients = Vec::new();
     for n in &nodes {
         clients.push(Client::connect(&format!("http://{}", n.addr())).await?);
@@ -188,12 +211,12 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, NodeError> {
         None
     } else {
         let calls_per_s = args.rate as f64 / args.batch as f64;
-        let writers = (args.nodes * args.concurrency) as f64;
+        let writers = (writing * args.concurrency) as f64;
         Some(Duration::from_secs_f64(writers / calls_per_s))
     };
     let start = Instant::now();
     let mut writers = Vec::new();
-    for (i, c) in clients.iter().enumerate() {
+    for (i, c) in clients.iter().enumerate().take(writing) {
         for w in 0..args.concurrency {
             let mut client = c.clone();
             let stop = stop.clone();
@@ -295,7 +318,7 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, NodeError> {
             stop.store(true, Ordering::Relaxed);
             // A write is replicated once every other node holds it durably.
             let mut total = 0;
-            for (i, origin) in regions.iter().enumerate() {
+            for (i, origin) in regions.iter().enumerate().take(writing) {
                 let least = cursors
                     .iter()
                     .enumerate()
@@ -340,6 +363,7 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, NodeError> {
     };
     Ok(BenchReport {
         nodes: args.nodes,
+        writing_nodes: writing,
         seconds,
         accepted_writes: accepted,
         accepted_writes_per_s: accepted as f64 / seconds,

@@ -89,6 +89,15 @@ pub async fn loopback_listeners(n: usize) -> Result<Vec<tokio::net::TcpListener>
 
 /// Starts one node per name on loopback, under `dir`.
 pub async fn start_local(names: &[&str], dir: &std::path::Path) -> Result<Vec<Node>, NodeError> {
+    start_local_with(names, dir, |_| {}).await
+}
+
+/// Like [`start_local`], letting `adjust` change each configuration first.
+pub async fn start_local_with(
+    names: &[&str],
+    dir: &std::path::Path,
+    adjust: impl Fn(&mut NodeConfig),
+) -> Result<Vec<Node>, NodeError> {
     let listeners = loopback_listeners(names.len()).await?;
     let addrs: Vec<SocketAddr> = listeners
         .iter()
@@ -96,7 +105,8 @@ pub async fn start_local(names: &[&str], dir: &std::path::Path) -> Result<Vec<No
         .collect();
     let configs = local_configs(names, &addrs, dir);
     let mut nodes = Vec::with_capacity(names.len());
-    for (config, listener) in configs.into_iter().zip(listeners) {
+    for (mut config, listener) in configs.into_iter().zip(listeners) {
+        adjust(&mut config);
         nodes.push(Node::start_on(config, listener).await?);
     }
     Ok(nodes)

@@ -78,7 +78,7 @@ pub enum NodeError {
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
     /// A call returned an error status.
-    #[error("{}: {}", .0.code(), .0.message())]
+    #[error("{:?}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
     /// The node's engine thread has stopped (the node is shutting down or failed).
     #[error("the node has stopped")]
