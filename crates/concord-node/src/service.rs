@@ -715,7 +715,14 @@ impl pb::concord_server::Concord for ClientService {
         let c = collection.clone();
         let (owner, epoch) = self
             .driver
-            .inspect(move |e| (e.owner(&c, &r.key), e.ownership_epoch()))
+            .inspect(move |e| {
+                let owner = match e.collection(&c) {
+                    // An unknown collection is not found, not "not owned".
+                    None => Err(CoreError::UnknownCollection(c)),
+                    Some(_) => e.owner(&c, &r.key),
+                };
+                (owner, e.ownership_epoch())
+            })
             .await
             .map_err(|e| self.status(&e))?;
         match owner.map_err(|e| self.status(&NodeError::Core(e)))? {

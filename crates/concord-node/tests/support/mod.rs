@@ -25,6 +25,8 @@ use tonic::transport::Channel;
 /// Generous limit for anything that waits on replication (2-core, noisy).
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
+static SERVING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The usual three region names.
 pub(crate) const NAMES: [&str; 3] = ["us-east", "eu-west", "ap-south"];
 
@@ -132,6 +134,61 @@ impl Cluster {
         };
         cluster.wait_connected().await;
         cluster
+    }
+
+    /// Starts real nodes `real` with regions `fake` in their configuration
+    /// that no node plays (a test's raw peer may), and waits until the real
+    /// nodes are connected to each other.
+    pub(crate) async fn start_with_fakes(
+        real: &[&str],
+        fake: &[&str],
+        collections: &[CollectionSpec],
+        tweak: impl Fn(&mut NodeConfig),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let (mut cfgs, listeners) = configs_with_fakes(real, fake, dir.path(), collections).await;
+        let addrs: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("an address"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (config, listener) in cfgs.iter_mut().zip(listeners) {
+            tweak(config);
+            nodes.push(Some(
+                Node::start_on(config.clone(), listener)
+                    .await
+                    .expect("node starts"),
+            ));
+        }
+        let mut clients = Vec::new();
+        for a in &addrs {
+            clients.push(client(*a).await);
+        }
+        let mut cluster = Self {
+            dir,
+            nodes,
+            configs: cfgs,
+            addrs,
+            clients,
+        };
+        cluster.wait_connected().await;
+        cluster
+    }
+
+    /// Proves node `i` still serves: a Put and a Get of a fresh key of the
+    /// lww collection `collection`.
+    pub(crate) async fn assert_serving(&mut self, i: usize, collection: &str) {
+        let n = SERVING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = format!("serving-{n}").into_bytes();
+        let c = &mut self.clients[i];
+        let t = c
+            .put(collection, &key, b"still serving")
+            .await
+            .expect("the node still takes writes");
+        match c.get_after(collection, &key, t).await.expect("the node still reads") {
+            concord_node::client::Read::Value { value, .. } => assert_eq!(value, b"still serving"),
+            other => panic!("read back {other:?}"),
+        }
     }
 
     /// Node `i`.
