@@ -81,6 +81,8 @@ impl Client {
             })?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
             .connect()
             .await
             .map_err(|source| NodeError::Connect { addr, source })?;

@@ -147,6 +147,7 @@ pub enum Command {
 pub struct DriverHandle {
     tx: mpsc::Sender<Command>,
     changes: watch::Receiver<u64>,
+    alive: watch::Receiver<bool>,
 }
 
 impl DriverHandle {
@@ -180,6 +181,13 @@ impl DriverHandle {
             out
         })))?;
         rx.await.map_err(|_| crate::NodeError::Stopped)
+    }
+
+    /// Returns once the engine thread has stopped (shut down, or failed).
+    pub async fn stopped(&self) {
+        let mut alive = self.alive.clone();
+        // An error means the sender is gone: the thread has ended.
+        let _ = alive.wait_for(|a| !*a).await;
     }
 
     /// A counter that moves whenever the conflict queue changes (for watching).
@@ -238,6 +246,10 @@ struct Driver {
     applied_moved: bool,
     stop: Option<oneshot::Sender<Result<(), CoreError>>>,
     queue_count: u64,
+    /// A storage failure met while handling a command: the thread stops.
+    failed: Option<CoreError>,
+    /// Cleared when the thread ends, however it ends.
+    _alive: watch::Sender<bool>,
 }
 
 /// Starts the engine thread for `engine`.
@@ -247,6 +259,7 @@ pub fn spawn(
 ) -> Result<(DriverHandle, std::thread::JoinHandle<()>), crate::NodeError> {
     let (tx, rx) = mpsc::channel();
     let (changes, changes_rx) = watch::channel(0);
+    let (alive, alive_rx) = watch::channel(true);
     let name = format!("concord-engine-{}", engine.region());
     let driver = Driver {
         engine,
@@ -262,6 +275,8 @@ pub fn spawn(
         applied_moved: false,
         stop: None,
         queue_count: 0,
+        failed: None,
+        _alive: alive,
     };
     let join = std::thread::Builder::new()
         .name(name)
@@ -274,6 +289,7 @@ pub fn spawn(
         DriverHandle {
             tx,
             changes: changes_rx,
+            alive: alive_rx,
         },
         join,
     ))
@@ -298,6 +314,10 @@ impl Driver {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if let Some(e) = self.failed.take() {
+                self.fail(e);
+                return;
             }
             if let Err(e) = self.settle() {
                 self.fail(e);
@@ -610,6 +630,10 @@ impl Driver {
                         tracing::warn!(%peer, error = %e, "peer violated the protocol: closing its connection");
                         self.links.remove(&peer);
                         let _ = self.engine.disconnect(peer);
+                    }
+                    Err(e @ (CoreError::Backend(_) | CoreError::LogGap { .. })) => {
+                        // The store failed under us: nothing more can be made durable.
+                        self.failed = Some(e);
                     }
                     Err(e) => {
                         tracing::warn!(%peer, error = %e, "peer message refused");

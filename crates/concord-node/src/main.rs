@@ -177,7 +177,15 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
         Cmd::Node { config } => {
             let config = NodeConfig::load(&config)?;
             let node = Node::start(config).await?;
-            wait_for_signal().await;
+            let driver = node.driver().clone();
+            tokio::select! {
+                () = wait_for_signal() => {}
+                () = driver.stopped() => {
+                    // The engine stopped on its own: its storage failed.
+                    let _ = node.shutdown().await;
+                    return Err(NodeError::Stopped);
+                }
+            }
             tracing::info!("stopping: flushing");
             node.shutdown().await?;
             tracing::info!("stopped");

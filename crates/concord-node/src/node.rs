@@ -21,6 +21,9 @@ use crate::peer::{PeerContext, PeerService};
 use crate::service::{ClientService, ServiceSettings};
 use crate::{NodeError, pb};
 
+/// HTTP/2 flow-control window of a stream, in bytes.
+pub(crate) const WINDOW: u32 = 16 << 20;
+
 /// The engine's snapshot message (for the `Snapshot` call).
 pub(crate) fn snapshot_of(e: &mut NodeEngine) -> Result<PeerMessage, CoreError> {
     e.snapshot_message()
@@ -127,6 +130,10 @@ impl Node {
             })?;
         let router = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            // Batches of a thousand writes are hundreds of KiB: HTTP/2's
+            // default 64 KiB windows would stall every one on a round trip.
+            .initial_stream_window_size(Some(WINDOW))
+            .initial_connection_window_size(Some(2 * WINDOW))
             .http2_keepalive_interval(Some(Duration::from_secs(5)))
             .add_service(health)
             .add_service(reflection)

@@ -316,6 +316,8 @@ async fn connect(
         })?
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
+        .initial_stream_window_size(Some(crate::node::WINDOW))
+        .initial_connection_window_size(Some(2 * crate::node::WINDOW))
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(10));
     let channel = endpoint
