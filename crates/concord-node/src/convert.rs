@@ -595,7 +595,8 @@ mod tests {
             origin: RegionId::new(3),
             writes: vec![sample(Op::Delete, 1), sample(Op::Delete, 2)],
         });
-        let cases: Vec<(Box<dyn Fn(&mut pb::WriteBatch)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut pb::WriteBatch)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|b| b.writes[1].seq = 5), "batch.writes[1].seq"),
             (
                 Box::new(|b| b.writes[0].origin = 4),

@@ -55,10 +55,15 @@ fn put(collection: &str, key: &[u8], value: Vec<u8>) -> pb::PutRequest {
 /// Two real nodes (us-east, eu-west) with small size limits, and a third
 /// region, ap-south, that only the tests' raw peer plays.
 async fn cluster() -> Cluster {
-    Cluster::start_with_fakes(&["us-east", "eu-west"], &["ap-south"], &collections(), |c| {
-        c.tuning.max_value_bytes = MAX_VALUE;
-        c.tuning.max_message_bytes = MAX_MESSAGE;
-    })
+    Cluster::start_with_fakes(
+        &["us-east", "eu-west"],
+        &["ap-south"],
+        &collections(),
+        |c| {
+            c.tuning.max_value_bytes = MAX_VALUE;
+            c.tuning.max_message_bytes = MAX_MESSAGE;
+        },
+    )
     .await
 }
 
@@ -250,7 +255,11 @@ async fn raw_grpc(addr: SocketAddr) -> tonic::client::Grpc<tonic::transport::Cha
     tonic::client::Grpc::new(channel)
 }
 
-async fn unary_bytes(addr: SocketAddr, path: &'static str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
+async fn unary_bytes(
+    addr: SocketAddr,
+    path: &'static str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, Status> {
     let mut grpc = raw_grpc(addr).await;
     grpc.ready().await.expect("ready");
     grpc.unary(
@@ -331,15 +340,32 @@ async fn a_peer_without_a_hello_or_claiming_another_region_is_refused() {
         (not_hello, Code::InvalidArgument, "a heartbeat first"),
         (batch_first, Code::InvalidArgument, "a batch first"),
         (empty, Code::InvalidArgument, "an empty frame first"),
-        (hello(1, "us-east"), Code::PermissionDenied, "this node's own id"),
+        (
+            hello(1, "us-east"),
+            Code::PermissionDenied,
+            "this node's own id",
+        ),
         (hello(9, "mars"), Code::PermissionDenied, "an unknown id"),
-        (hello(3, "eu-west"), Code::PermissionDenied, "ap-south's id named eu-west"),
-        (hello(2, "ap-south"), Code::PermissionDenied, "eu-west's id named ap-south"),
-        (hello(70_000, "ap-south"), Code::InvalidArgument, "an id above 65535"),
+        (
+            hello(3, "eu-west"),
+            Code::PermissionDenied,
+            "ap-south's id named eu-west",
+        ),
+        (
+            hello(2, "ap-south"),
+            Code::PermissionDenied,
+            "eu-west's id named ap-south",
+        ),
+        (
+            hello(70_000, "ap-south"),
+            Code::InvalidArgument,
+            "an id above 65535",
+        ),
     ] {
-        let err = RawPeer::open(addr, first).await.err().unwrap_or_else(|| {
-            panic!("{what}: the node accepted the stream")
-        });
+        let err = RawPeer::open(addr, first)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the node accepted the stream"));
         assert_eq!(err.code(), code, "{what}: {err:?}");
         cluster.assert_serving(0, "hlcs").await;
     }
@@ -352,9 +378,15 @@ async fn a_peer_without_a_hello_or_claiming_another_region_is_refused() {
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
 
     // The real peer is unaffected, and the right hello is welcome.
-    let t = cluster.clients[0].put("hlcs", b"after", b"v").await.expect("put");
+    let t = cluster.clients[0]
+        .put("hlcs", b"after", b"v")
+        .await
+        .expect("put");
     assert!(matches!(
-        cluster.clients[1].get_after("hlcs", b"after", t).await.expect("get"),
+        cluster.clients[1]
+            .get_after("hlcs", b"after", t)
+            .await
+            .expect("get"),
         Read::Value { .. }
     ));
     let mut raw = RawPeer::open(addr, hello(3, "ap-south"))
@@ -395,7 +427,11 @@ async fn a_malformed_batch_closes_its_stream_only() {
         }
         f
     };
-    for (bad, what) in [(gap, "a gap"), (mixed, "mixed origins"), (bad_id, "a bad id")] {
+    for (bad, what) in [
+        (gap, "a gap"),
+        (mixed, "mixed origins"),
+        (bad_id, "a bad id"),
+    ] {
         let mut raw = RawPeer::open(addr, hello(3, "ap-south"))
             .await
             .expect("hello accepted");
@@ -422,7 +458,10 @@ async fn a_malformed_batch_closes_its_stream_only() {
     // None of the malformed writes was applied.
     for k in ["gap-1", "gap-2", "mixed-1", "mixed-2", "id-1"] {
         assert_eq!(
-            cluster.clients[0].get("hlcs", k.as_bytes()).await.expect("get"),
+            cluster.clients[0]
+                .get("hlcs", k.as_bytes())
+                .await
+                .expect("get"),
             Read::Missing,
             "{k}"
         );
@@ -449,8 +488,7 @@ async fn a_malformed_batch_closes_its_stream_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_stamped_far_in_the_future_is_held_queued_and_applied_once_the_clock_catches_up()
-{
+async fn a_write_stamped_far_in_the_future_is_held_queued_and_applied_once_the_clock_catches_up() {
     // us-east on a manual clock; eu-west is the raw peer.
     let dir = tempfile::tempdir().expect("temp dir");
     let (cfgs, listeners) =
@@ -499,7 +537,11 @@ async fn a_write_stamped_far_in_the_future_is_held_queued_and_applied_once_the_c
     assert_eq!(c.get("hlcs", b"future").await.expect("get"), Read::Missing);
     assert_eq!(c.get("hlcs", b"next").await.expect("get"), Read::Missing);
     let s = c.status().await.expect("status");
-    let applied_2 = s.applied.iter().find(|w| w.origin == 2).map_or(0, |w| w.seq);
+    let applied_2 = s
+        .applied
+        .iter()
+        .find(|w| w.origin == 2)
+        .map_or(0, |w| w.seq);
     assert_eq!(applied_2, 0, "nothing of eu-west is applied yet");
     // The node keeps serving meanwhile.
     let t = c.put("hlcs", b"local", b"v").await.expect("put");
@@ -567,7 +609,10 @@ async fn a_future_write_of_a_refusing_collection_is_held_without_a_queue_item() 
     })
     .await;
     assert_eq!(held, 1);
-    assert_eq!(c.get("refusing", b"future").await.expect("get"), Read::Missing);
+    assert_eq!(
+        c.get("refusing", b"future").await.expect("get"),
+        Read::Missing
+    );
     assert!(c.conflicts(true).await.expect("list").is_empty());
     clock.advance(ahead + Duration::from_secs(1));
     eventually(WAIT, "the held write applied", || {
@@ -643,7 +688,9 @@ async fn a_read_waiting_for_a_held_future_write_is_answered_and_the_write_made_d
         .expect("the read is answered")
         .expect("the read task");
     match answer.map(|r| r.into_inner().result) {
-        Ok(Some(pb::get_response::Result::Value(v))) => assert_eq!(v.value.as_deref(), Some(&b"v"[..])),
+        Ok(Some(pb::get_response::Result::Value(v))) => {
+            assert_eq!(v.value.as_deref(), Some(&b"v"[..]))
+        }
         other => panic!("the waiting read got {other:?} after the write was released"),
     }
     // The released write is made durable without any other traffic.
@@ -729,7 +776,10 @@ async fn a_stream_that_stops_mid_batch_leaves_the_node_serving_and_the_peer_reco
 
         cluster.assert_serving(0, "hlcs").await;
         assert_eq!(
-            cluster.clients[0].get("hlcs", b"half-1").await.expect("get"),
+            cluster.clients[0]
+                .get("hlcs", b"half-1")
+                .await
+                .expect("get"),
             Read::Missing,
             "nothing of a half batch is applied"
         );
@@ -751,13 +801,22 @@ async fn a_stream_that_stops_mid_batch_leaves_the_node_serving_and_the_peer_reco
         Read::Value { .. }
     ));
     assert!(matches!(
-        cluster.clients[0].get("hlcs", b"half-1").await.expect("get"),
+        cluster.clients[0]
+            .get("hlcs", b"half-1")
+            .await
+            .expect("get"),
         Read::Value { .. }
     ));
     // The other real peer was never disturbed.
-    let t = cluster.clients[0].put("hlcs", b"x", b"y").await.expect("put");
+    let t = cluster.clients[0]
+        .put("hlcs", b"x", b"y")
+        .await
+        .expect("put");
     assert!(matches!(
-        cluster.clients[1].get_after("hlcs", b"x", t).await.expect("get"),
+        cluster.clients[1]
+            .get_after("hlcs", b"x", t)
+            .await
+            .expect("get"),
         Read::Value { .. }
     ));
     drop(raw);

@@ -67,7 +67,10 @@ fn sibling_values(versions: &[pb::Version]) -> BTreeSet<String> {
 }
 
 async fn converge(clients: &mut [Client], keys: &[(String, Vec<u8>)]) {
-    let refs: Vec<(&str, &[u8])> = keys.iter().map(|(c, k)| (c.as_str(), k.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = keys
+        .iter()
+        .map(|(c, k)| (c.as_str(), k.as_slice()))
+        .collect();
     wait_converged(clients, &refs, WAIT)
         .await
         .expect("the regions converge");
@@ -199,7 +202,11 @@ async fn a_restarted_node_keeps_everything_and_rejoins() {
     for (c, k) in &keys {
         before.push(describe(&cluster.clients[2].get(c, k).await.expect("get")));
     }
-    let own_before = cluster.clients[2].status().await.expect("status").local_writes;
+    let own_before = cluster.clients[2]
+        .status()
+        .await
+        .expect("status")
+        .local_writes;
     assert!(own_before > 0);
 
     // ap-south goes down; us-east keeps writing.
@@ -245,7 +252,10 @@ async fn a_restarted_node_keeps_everything_and_rejoins() {
             Read::Counter(24 + 20)
         );
         for (col, k) in &while_down {
-            assert!(matches!(c.get(col, k).await.expect("get"), Read::Value { .. }));
+            assert!(matches!(
+                c.get(col, k).await.expect("get"),
+                Read::Value { .. }
+            ));
         }
         match c.get("hlcs", b"after-restart").await.expect("get") {
             Read::Value { value, version } => {

@@ -109,7 +109,10 @@ async fn a_write_at_the_non_owner_is_refused_naming_the_owner_or_forwarded() {
     }
     // And comes back to the region it was made at.
     assert!(matches!(
-        cluster.clients[0].get_after("ledger", b"11", t).await.expect("get"),
+        cluster.clients[0]
+            .get_after("ledger", b"11", t)
+            .await
+            .expect("get"),
         Read::Value { .. }
     ));
     // A key the forwarding region owns is written there.
@@ -153,7 +156,11 @@ async fn a_takeover_of_a_stopped_owner_is_an_event_in_status() {
     assert_eq!(event.from, "eu-west");
     assert_eq!(event.to, "us-east");
     assert_eq!(event.reason, "eu-west is down");
-    assert!(event.epoch > epoch_before, "{} > {epoch_before}", event.epoch);
+    assert!(
+        event.epoch > epoch_before,
+        "{} > {epoch_before}",
+        event.epoch
+    );
     assert_eq!(event.at_risk_writes, 0, "every eu-west write was applied");
 
     let s = cluster.clients[0].status().await.expect("status");
@@ -174,7 +181,11 @@ async fn a_takeover_of_a_stopped_owner_is_an_event_in_status() {
         .expect("owner")
         .into_inner();
     assert_eq!((r.owner.as_str(), r.epoch), ("us-east", event.epoch));
-    match cluster.clients[0].get("accounts", b"11").await.expect("get") {
+    match cluster.clients[0]
+        .get("accounts", b"11")
+        .await
+        .expect("get")
+    {
         Read::Value { value, .. } => assert_eq!(value, b"written at eu-west"),
         other => panic!("{other:?}"),
     }
@@ -183,7 +194,10 @@ async fn a_takeover_of_a_stopped_owner_is_an_event_in_status() {
         .await
         .expect("the new owner takes writes");
     // Bad takeovers.
-    for (from, code) in [("mars", Code::InvalidArgument), ("us-east", Code::InvalidArgument)] {
+    for (from, code) in [
+        ("mars", Code::InvalidArgument),
+        ("us-east", Code::InvalidArgument),
+    ] {
         let err = cluster.clients[0]
             .raw()
             .takeover(pb::TakeoverRequest {
@@ -226,7 +240,12 @@ async fn a_handoff_moves_a_key_without_losing_anything() {
         .into_inner();
     assert!(r.epoch > 0);
     let last = last.expect("a token");
-    assert!(r.drained_through >= last.seq, "{} >= {}", r.drained_through, last.seq);
+    assert!(
+        r.drained_through >= last.seq,
+        "{} >= {}",
+        r.drained_through,
+        last.seq
+    );
 
     // Both regions answer the new owner (eu-west once it applied the map).
     for i in 0..2 {

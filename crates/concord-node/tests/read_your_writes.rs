@@ -18,7 +18,10 @@ const NAMES: [&str; 2] = ["us-east", "eu-west"];
 async fn a_get_after_a_token_from_another_region_never_reads_stale() {
     let mut cluster = Cluster::start(
         &NAMES,
-        &[spec("hlcs", Policy::LwwHlc), spec("counters", Policy::Counter)],
+        &[
+            spec("hlcs", Policy::LwwHlc),
+            spec("counters", Policy::Counter),
+        ],
     )
     .await;
     let (a, b) = cluster.clients.split_at_mut(1);
@@ -28,7 +31,10 @@ async fn a_get_after_a_token_from_another_region_never_reads_stale() {
         let value = format!("v{i}");
         let t = a.put("hlcs", b"k", value.as_bytes()).await.expect("put");
         match b.get_after("hlcs", b"k", t).await.expect("get after") {
-            Read::Value { value: got, version } => {
+            Read::Value {
+                value: got,
+                version,
+            } => {
                 assert_eq!(String::from_utf8_lossy(&got), value, "write {i}");
                 assert_eq!(version.write, Some(t));
             }
@@ -47,7 +53,10 @@ async fn a_get_after_a_token_from_another_region_never_reads_stale() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_the_node_cannot_have_fails_with_deadline_exceeded_after_the_wait() {
     let mut cluster = Cluster::start(&NAMES, &[spec("hlcs", Policy::LwwHlc)]).await;
-    let t = cluster.clients[0].put("hlcs", b"k", b"v").await.expect("put");
+    let t = cluster.clients[0]
+        .put("hlcs", b"k", b"v")
+        .await
+        .expect("put");
     let wait_ms = 400;
     for (i, token) in [
         // us-east's write a million seqs ahead: not made yet anywhere.
@@ -56,10 +65,7 @@ async fn a_token_the_node_cannot_have_fails_with_deadline_exceeded_after_the_wai
             seq: t.seq + 1_000_000,
         },
         // An origin that does not exist.
-        pb::WriteRef {
-            origin: 77,
-            seq: 1,
-        },
+        pb::WriteRef { origin: 77, seq: 1 },
     ]
     .into_iter()
     .enumerate()
@@ -77,7 +83,11 @@ async fn a_token_the_node_cannot_have_fails_with_deadline_exceeded_after_the_wai
                 .await
                 .expect_err("the write is not there");
             let took = started.elapsed();
-            assert_eq!(err.code(), Code::DeadlineExceeded, "token {i} at {c}: {err:?}");
+            assert_eq!(
+                err.code(),
+                Code::DeadlineExceeded,
+                "token {i} at {c}: {err:?}"
+            );
             assert!(
                 err.message()
                     .contains(&format!("write r{}#{} ", token.origin, token.seq)),
@@ -98,10 +108,7 @@ async fn a_token_the_node_cannot_have_fails_with_deadline_exceeded_after_the_wai
         .get(pb::GetRequest {
             collection: "hlcs".into(),
             key: b"k".to_vec(),
-            after: Some(pb::WriteRef {
-                origin: 1,
-                seq: 0,
-            }),
+            after: Some(pb::WriteRef { origin: 1, seq: 0 }),
             wait_ms,
         })
         .await
@@ -109,7 +116,10 @@ async fn a_token_the_node_cannot_have_fails_with_deadline_exceeded_after_the_wai
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     // And the nodes still answer the real token.
     assert!(matches!(
-        cluster.clients[1].get_after("hlcs", b"k", t).await.expect("get"),
+        cluster.clients[1]
+            .get_after("hlcs", b"k", t)
+            .await
+            .expect("get"),
         Read::Value { .. }
     ));
     cluster.shutdown().await;

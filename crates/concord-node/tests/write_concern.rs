@@ -32,7 +32,10 @@ fn put(key: &str, value: &str, concern: Option<pb::WriteConcern>) -> pb::PutRequ
 }
 
 fn collections() -> Vec<concord_node::config::CollectionSpec> {
-    vec![spec("hlcs", Policy::LwwHlc), spec("counters", Policy::Counter)]
+    vec![
+        spec("hlcs", Policy::LwwHlc),
+        spec("counters", Policy::Counter),
+    ]
 }
 
 fn set(v: &[String]) -> BTreeSet<String> {
@@ -53,7 +56,10 @@ async fn local_regions_and_all_answer_with_where_the_write_is_durable() {
         .await
         .expect("local put")
         .into_inner();
-    assert_eq!(local.durable_in.first().map(String::as_str), Some("us-east"));
+    assert_eq!(
+        local.durable_in.first().map(String::as_str),
+        Some("us-east")
+    );
     let token = local.token.expect("a token");
     assert_eq!(token.origin, 1);
 
@@ -113,7 +119,10 @@ async fn all_with_a_peer_down_times_out_saying_where_the_write_is_durable() {
         .await
         .expect("regions(1) with one peer up")
         .into_inner();
-    assert_eq!(one.durable_in, vec!["us-east".to_owned(), "eu-west".to_owned()]);
+    assert_eq!(
+        one.durable_in,
+        vec!["us-east".to_owned(), "eu-west".to_owned()]
+    );
     cluster.shutdown().await;
 }
 
@@ -154,10 +163,19 @@ fn item(collection: &str, key: &str, op: pb::write_item::Op) -> pb::WriteItem {
 async fn write_many_returns_consecutive_tokens_and_is_all_or_nothing() {
     use pb::write_item::Op;
     let mut cluster = Cluster::start(&NAMES, &collections()).await;
-    let before = cluster.clients[0].put("hlcs", b"first", b"0").await.expect("put");
+    let before = cluster.clients[0]
+        .put("hlcs", b"first", b"0")
+        .await
+        .expect("put");
 
     let writes: Vec<pb::WriteItem> = (0..10)
-        .map(|i| item("hlcs", &format!("many-{i}"), Op::Put(format!("v{i}").into_bytes())))
+        .map(|i| {
+            item(
+                "hlcs",
+                &format!("many-{i}"),
+                Op::Put(format!("v{i}").into_bytes()),
+            )
+        })
         .chain([item("counters", "hits", Op::Increment(7))])
         .collect();
     let r = cluster.clients[0]
@@ -193,7 +211,10 @@ async fn write_many_returns_consecutive_tokens_and_is_all_or_nothing() {
         }
     }
     assert_eq!(
-        cluster.clients[2].get("counters", b"hits").await.expect("get"),
+        cluster.clients[2]
+            .get("counters", b"hits")
+            .await
+            .expect("get"),
         Read::Counter(7)
     );
 
@@ -225,13 +246,19 @@ async fn write_many_returns_consecutive_tokens_and_is_all_or_nothing() {
     assert!(err.message().contains("writes[2]"), "{}", err.message());
     for k in ["none-0", "none-2", "none-3"] {
         assert_eq!(
-            cluster.clients[0].get("hlcs", k.as_bytes()).await.expect("get"),
+            cluster.clients[0]
+                .get("hlcs", k.as_bytes())
+                .await
+                .expect("get"),
             Read::Missing,
             "{k}"
         );
     }
     assert_eq!(
-        cluster.clients[0].get("counters", b"none-1").await.expect("get"),
+        cluster.clients[0]
+            .get("counters", b"none-1")
+            .await
+            .expect("get"),
         Read::Missing
     );
     let seq_after = cluster.clients[0]

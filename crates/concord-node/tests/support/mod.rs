@@ -185,7 +185,11 @@ impl Cluster {
             .put(collection, &key, b"still serving")
             .await
             .expect("the node still takes writes");
-        match c.get_after(collection, &key, t).await.expect("the node still reads") {
+        match c
+            .get_after(collection, &key, t)
+            .await
+            .expect("the node still reads")
+        {
             concord_node::client::Read::Value { value, .. } => assert_eq!(value, b"still serving"),
             other => panic!("read back {other:?}"),
         }
@@ -415,7 +419,10 @@ impl RawPeer {
     /// Opens a replication stream to the node at `addr`, sends `first`, and
     /// returns the connection once the node answers the call, or the status
     /// it refused the call with.
-    pub(crate) async fn open(addr: SocketAddr, first: pb::PeerFrame) -> Result<Self, tonic::Status> {
+    pub(crate) async fn open(
+        addr: SocketAddr,
+        first: pb::PeerFrame,
+    ) -> Result<Self, tonic::Status> {
         let mut client = peer_client(addr).await;
         let (tx, rx) = mpsc::channel(64);
         tx.send(first).await.expect("queue the first frame");
