@@ -113,6 +113,8 @@ async fn acknowledged_writes_survive_kill9_under_load() {
             policy: "lww-hlc",
         },
     ];
+    // Checkpoints often, so kills land before, during and after them.
+    spec.checkpoint_every = Some(100);
     let mut cluster = Cluster::new(spec);
     cluster.start().await;
     cluster.wait_connected().await;

@@ -74,6 +74,8 @@ pub(crate) struct Spec {
     pub(crate) failed_after_ms: u64,
     /// `heartbeat_ms` of `[tuning]`.
     pub(crate) heartbeat_ms: u64,
+    /// `checkpoint_every` of `[tuning]` (none: the default).
+    pub(crate) checkpoint_every: Option<u64>,
 }
 
 impl Spec {
@@ -83,6 +85,7 @@ impl Spec {
             collections: EVERY_POLICY.to_vec(),
             failed_after_ms: 3000,
             heartbeat_ms: 100,
+            checkpoint_every: None,
         }
     }
 }
@@ -259,6 +262,9 @@ impl Cluster {
         let _ = writeln!(t, "failed_after_ms = {}", self.spec.failed_after_ms);
         let _ = writeln!(t, "\n[tuning]");
         let _ = writeln!(t, "heartbeat_ms = {}", self.spec.heartbeat_ms);
+        if let Some(n) = self.spec.checkpoint_every {
+            let _ = writeln!(t, "checkpoint_every = {n}");
+        }
         for (j, n) in self.nodes.iter().enumerate() {
             let _ = writeln!(t, "\n[[regions]]");
             let _ = writeln!(t, "name = {:?}", n.name);
