@@ -128,7 +128,11 @@ fn round(x: f64) -> f64 {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "nodes                   {} ({} taking writes)", self.nodes, self.writing_nodes)?;
+        writeln!(
+            f,
+            "nodes                   {} ({} taking writes)",
+            self.nodes, self.writing_nodes
+        )?;
         writeln!(f, "seconds                 {:.1}", self.seconds)?;
         writeln!(
             f,
@@ -225,7 +229,7 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, NodeError> {
             let args = args.clone();
             let origin = regions[i];
             writers.push(tokio::spawn(async move {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((i as u64) << 32 | w as u64 + 1));
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (((i as u64) << 32) | (w as u64 + 1)));
                 let mut next = Instant::now();
                 let mut call = 0u64;
                 while !stop.load(Ordering::Relaxed) {

@@ -137,10 +137,13 @@ pub enum Command {
     /// Run `f` on the engine (queries, and operations with their own answer).
     Inspect(Box<dyn FnOnce(&mut NodeEngine) + Send>),
     /// Run `f` on the engine and send the messages it returns to peers.
-    Act(Box<dyn FnOnce(&mut NodeEngine) -> Vec<Outgoing> + Send>),
+    Act(Action),
     /// Flush and stop.
     Shutdown(oneshot::Sender<Result<(), CoreError>>),
 }
+
+/// An operation on the engine whose peer messages the thread sends.
+pub type Action = Box<dyn FnOnce(&mut NodeEngine) -> Vec<Outgoing> + Send>;
 
 /// A handle to the engine thread.
 #[derive(Clone)]
