@@ -329,8 +329,21 @@ impl Driver {
             self.publish_queue_changes();
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.settings.tick_every;
+                let before = self.engine.cursors();
                 match self.engine.tick() {
-                    Ok(out) => self.send(out),
+                    Ok(out) => {
+                        self.send(out);
+                        // A tick can apply writes (held ones whose time came,
+                        // a handoff's map move): commit and answer them.
+                        if self.engine.cursors() != before {
+                            self.dirty = true;
+                            self.applied_moved = true;
+                            if let Err(e) = self.settle() {
+                                self.fail(e);
+                                return;
+                            }
+                        }
+                    }
                     Err(e) => {
                         self.fail(e);
                         return;
