@@ -31,6 +31,10 @@ use concord_queue::{Decision, PickByField, Prefer, Resolver};
 
 use common::{Cluster, Result, check, core_item, open_items, show, text};
 
+/// Orders and what each region writes to them: us-east, eu-west, ap-south
+/// (`None`: that region does not write it).
+type Orders = Vec<(&'static str, [Option<String>; 3])>;
+
 /// An order version as the application writes it.
 fn order(id: &str, status: &str, version: u32) -> String {
     format!(r#"{{"order":"{id}","status":"{status}","version":{version}}}"#)
@@ -38,7 +42,7 @@ fn order(id: &str, status: &str, version: u32) -> String {
 
 /// Concurrent writes per order: what us-east, eu-west and ap-south write
 /// (`None`: that region does not write it).
-fn orders_before() -> Vec<(&'static str, [Option<String>; 3])> {
+fn orders_before() -> Orders {
     vec![
         (
             "order-1",
@@ -78,7 +82,7 @@ fn orders_before() -> Vec<(&'static str, [Option<String>; 3])> {
 /// Orders that conflict while the resolver runs. Only eu-west and ap-south
 /// write them, so that the resolver's region (us-east) sees each item once
 /// both versions are there (see the note on [`resolve_one`]).
-fn orders_live() -> Vec<(&'static str, [Option<String>; 3])> {
+fn orders_live() -> Orders {
     vec![
         (
             "order-5",
@@ -101,10 +105,7 @@ fn orders_live() -> Vec<(&'static str, [Option<String>; 3])> {
 
 /// Makes every region's writes of `orders` at the same moment (`clients`:
 /// one per region, in order).
-async fn write_concurrently(
-    clients: Vec<Client>,
-    orders: Vec<(&'static str, [Option<String>; 3])>,
-) -> Result {
+async fn write_concurrently(clients: Vec<Client>, orders: Orders) -> Result {
     let mut tasks = Vec::new();
     for (i, mut c) in clients.into_iter().enumerate() {
         let writes: Vec<(&'static str, String)> = orders
@@ -259,13 +260,11 @@ pub(crate) async fn run() -> Result {
     for (key, _) in &before {
         if let Read::Siblings { versions, .. } =
             cluster.clients[0].get("orders", key.as_bytes()).await?
-        {
-            if let Some(v) = versions
+            && let Some(v) = versions
                 .iter()
                 .max_by_key(|v| (v.hlc, v.write.map(|w| (w.origin, w.seq))))
-            {
-                newest.insert(*key, common::value_of(v));
-            }
+        {
+            newest.insert(*key, common::value_of(v));
         }
     }
     println!(

@@ -3,6 +3,11 @@
 //! still work: each example checks its own outcome and fails if it does not
 //! hold.
 
+// Each example is its own crate under `cargo run --example` and declares
+// `mod common;`; here the five share one crate, so `common` is loaded five
+// times (once inside each example's module), which is what we want.
+#![allow(clippy::duplicate_mod)]
+
 #[allow(dead_code)]
 #[path = "../examples/inventory.rs"]
 mod inventory;
