@@ -5,8 +5,12 @@ use concord_crdt::RegionId;
 
 /// Per-origin logs: one record per appended `WriteBatch`.
 pub(crate) const LOG: &str = "log";
-/// Checkpointed entity states.
-pub(crate) const ENTITIES: &str = "entities";
+/// Checkpointed entity states, in segments: each checkpoint's changed
+/// entities packed into a few large values.
+pub(crate) const SEGMENTS: &str = "segments";
+/// Entity states one record each, as stores before segments kept them: read
+/// once, into a segment, when such a store opens.
+pub(crate) const LEGACY_ENTITIES: &str = "entities";
 /// Checkpointed conflict-queue items.
 pub(crate) const QUEUE: &str = "queue";
 /// Checkpointed loser records.
@@ -18,6 +22,30 @@ pub(crate) const META: &str = "meta";
 pub(crate) const META_CURSORS: &[u8] = b"cursors";
 /// The key of the checkpoint's `EngineMeta` in [`META`].
 pub(crate) const META_ENGINE: &[u8] = b"engine";
+/// The key of the segments' index in [`META`].
+pub(crate) const META_SEGMENTS: &[u8] = b"segments";
+
+/// The length of a segment key.
+const SEGMENT_KEY_LEN: usize = 12;
+
+/// The key of chunk `chunk` of generation `generation` in [`SEGMENTS`]: big
+/// endian, so segments sort by generation (oldest first), then chunk.
+pub(crate) fn segment_key(generation: u64, chunk: u32) -> [u8; SEGMENT_KEY_LEN] {
+    let mut key = [0u8; SEGMENT_KEY_LEN];
+    key[..8].copy_from_slice(&generation.to_be_bytes());
+    key[8..].copy_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+/// The generation and chunk a segment key names, if it is one.
+pub(crate) fn parse_segment_key(key: &[u8]) -> Option<(u64, u32)> {
+    let key: &[u8; SEGMENT_KEY_LEN] = key.try_into().ok()?;
+    let (generation, chunk) = key.split_at(8);
+    Some((
+        u64::from_be_bytes(generation.try_into().ok()?),
+        u32::from_be_bytes(chunk.try_into().ok()?),
+    ))
+}
 
 /// The length of a log key.
 const LOG_KEY_LEN: usize = 10;
@@ -98,6 +126,25 @@ mod tests {
         );
         assert_eq!(parse_log_key(&[0; 9]), None);
         assert_eq!(parse_log_key(&[0; 11]), None);
+    }
+
+    #[test]
+    fn segment_keys_sort_by_generation_then_chunk_and_round_trip() {
+        let keys = [
+            segment_key(0, 0),
+            segment_key(1, 0),
+            segment_key(1, 1),
+            segment_key(1, 256),
+            segment_key(2, 0),
+            segment_key(256, 0),
+        ];
+        assert!(keys.windows(2).all(|p| p[0] < p[1]));
+        assert_eq!(
+            parse_segment_key(&segment_key(1 << 40, 7)),
+            Some((1 << 40, 7))
+        );
+        assert_eq!(parse_segment_key(&[0; 11]), None);
+        assert_eq!(parse_segment_key(&[0; 13]), None);
     }
 
     #[test]

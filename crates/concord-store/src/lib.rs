@@ -41,6 +41,7 @@
 mod layout;
 mod log;
 mod record;
+mod segment;
 mod state;
 mod store;
 

@@ -19,9 +19,15 @@ pub(crate) fn location(tree: &str, key: &[u8]) -> String {
 /// A record that decoded but makes no sense where it lies (a key of the
 /// wrong shape, a value that disagrees with its key).
 pub(crate) fn corrupt(what: &'static str, tree: &str, key: &[u8], reason: String) -> CoreError {
+    corrupt_at(what, location(tree, key), reason)
+}
+
+/// A record at `location` (as [`location`] and more, e.g. an entry within
+/// the record) that makes no sense there.
+pub(crate) fn corrupt_at(what: &'static str, location: String, reason: String) -> CoreError {
     CoreError::CorruptRecord {
         what,
-        location: location(tree, key),
+        location,
         source: CrdtError::Malformed {
             source: Box::new(bincode::error::DecodeError::OtherString(reason)),
         },

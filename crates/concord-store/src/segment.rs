@@ -1,0 +1,274 @@
+//! Segments: many entity records packed into one value.
+//!
+//! A segment is a format byte, the number of entries (`u32` big endian),
+//! then each entry: the length of its entity key (`u32` big endian), the key
+//! (as [`crate::layout::entity_key`] encodes it), the length of its record
+//! (`u32` big endian) and the record (an `Entity` in `concord_crdt::codec`).
+//! Entries are in strictly increasing key order. The framing is read without
+//! decoding the records, so that a compaction moves records as bytes.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use concord_core::CoreError;
+use serde::{Deserialize, Serialize};
+
+/// The format byte every segment starts with.
+const SEGMENT_FORMAT: u8 = 1;
+/// The bytes before a segment's first entry: format byte and entry count.
+const HEADER_LEN: usize = 5;
+
+/// What the store knows about its segments, kept in the `meta` tree and
+/// written in the same transaction as the segments themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SegmentIndex {
+    /// The generation the next checkpoint writes: every segment's
+    /// generation is below it.
+    pub(crate) next_generation: u64,
+    /// The entries all segments hold, counting overridden ones.
+    pub(crate) stored: u64,
+    /// The entries of the last compaction's generation: the number of live
+    /// entities then. Entities are never removed, so there are at least
+    /// that many live ones now.
+    pub(crate) base: u64,
+    /// The generations the segments hold.
+    pub(crate) generations: u64,
+}
+
+impl SegmentIndex {
+    /// The index of a store without segments: generations start at 1 (0 is
+    /// the one-time conversion of a store that kept one record per entity).
+    pub(crate) fn empty() -> Self {
+        Self {
+            next_generation: 1,
+            ..Self::default()
+        }
+    }
+}
+
+/// Packs `entries` (in strictly increasing key order) into segments of
+/// about `target` bytes each; an entry larger than that gets a segment of
+/// its own. No entries, no segments.
+pub(crate) fn pack<'a>(
+    entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    target: usize,
+) -> Result<Vec<Vec<u8>>, CoreError> {
+    let mut segments = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut count: u32 = 0;
+    for (key, record) in entries {
+        if count > 0 && current.len() + 8 + key.len() + record.len() > target {
+            segments.push(finish(std::mem::take(&mut current), count));
+            count = 0;
+        }
+        if count == 0 {
+            current.reserve(target.min(64 << 20));
+            current.push(SEGMENT_FORMAT);
+            current.extend_from_slice(&[0; 4]);
+        }
+        current.extend_from_slice(&len_of(key.len(), "entity key")?.to_be_bytes());
+        current.extend_from_slice(key);
+        current.extend_from_slice(&len_of(record.len(), "entity")?.to_be_bytes());
+        current.extend_from_slice(record);
+        count = count.checked_add(1).ok_or(CoreError::TooLarge {
+            what: "segment",
+            len: usize::MAX,
+            max: u32::MAX as usize,
+        })?;
+    }
+    if count > 0 {
+        segments.push(finish(current, count));
+    }
+    Ok(segments)
+}
+
+/// A length as the framing stores it.
+fn len_of(len: usize, what: &'static str) -> Result<u32, CoreError> {
+    u32::try_from(len).map_err(|_| CoreError::TooLarge {
+        what,
+        len,
+        max: u32::MAX as usize,
+    })
+}
+
+/// Writes the entry count into a finished segment.
+fn finish(mut segment: Vec<u8>, count: u32) -> Vec<u8> {
+    if let Some(slot) = segment.get_mut(1..HEADER_LEN) {
+        slot.copy_from_slice(&count.to_be_bytes());
+    }
+    segment
+}
+
+/// The entries of a segment, as (key, record) byte slices, or why the bytes
+/// are not a segment: any byte string gives one or the other, never a panic.
+pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
+    let (&format, rest) = bytes.split_first().ok_or("an empty segment")?;
+    if format != SEGMENT_FORMAT {
+        return Err(format!(
+            "segment format {format}, this store reads format {SEGMENT_FORMAT}"
+        ));
+    }
+    let mut reader = Reader { rest };
+    let count = reader.u32().ok_or("a segment shorter than its header")?;
+    // Each entry takes at least 8 bytes: never trust a count beyond that.
+    let mut entries = Vec::with_capacity((count as usize).min(reader.rest.len() / 8));
+    for n in 0..count {
+        let key = reader
+            .block()
+            .ok_or_else(|| format!("entry {n} of {count}: the key runs past the segment's end"))?;
+        let record = reader.block().ok_or_else(|| {
+            format!("entry {n} of {count}: the record runs past the segment's end")
+        })?;
+        if let Some((previous, _)) = entries.last()
+            && *previous >= key
+        {
+            return Err(format!(
+                "entry {n} of {count}: keys are not in strictly increasing order"
+            ));
+        }
+        entries.push((key, record));
+    }
+    if !reader.rest.is_empty() {
+        return Err(format!(
+            "{} bytes after the segment's {count} entries",
+            reader.rest.len()
+        ));
+    }
+    Ok(entries)
+}
+
+/// Merges runs of entries, each in strictly increasing key order, into one
+/// in that order, keeping for each key the entry of the latest run that
+/// holds it (runs are given oldest first).
+pub(crate) fn merge_newest<'a, T>(runs: Vec<Vec<(&'a [u8], T)>>) -> Vec<(&'a [u8], T)> {
+    let mut iters: Vec<std::vec::IntoIter<(&'a [u8], T)>> =
+        runs.into_iter().map(Vec::into_iter).collect();
+    let total = iters.iter().map(|i| i.len()).sum();
+    // The head key of each run; on equal keys the latest run comes first.
+    let mut heap: BinaryHeap<(Reverse<&'a [u8]>, usize)> = iters
+        .iter()
+        .enumerate()
+        .filter_map(|(run, it)| it.as_slice().first().map(|(k, _)| (Reverse(*k), run)))
+        .collect();
+    let mut out: Vec<(&'a [u8], T)> = Vec::with_capacity(total);
+    while let Some((Reverse(key), run)) = heap.pop() {
+        let Some(it) = iters.get_mut(run) else {
+            continue;
+        };
+        let Some(entry) = it.next() else {
+            continue;
+        };
+        if let Some((next, _)) = it.as_slice().first() {
+            heap.push((Reverse(*next), run));
+        }
+        if out.last().is_none_or(|(last, _)| *last != key) {
+            out.push(entry);
+        }
+    }
+    out
+}
+
+/// Reads a segment's framing from the front.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn u32(&mut self) -> Option<u32> {
+        let (head, rest) = self.rest.split_first_chunk::<4>()?;
+        self.rest = rest;
+        Some(u32::from_be_bytes(*head))
+    }
+
+    /// A length, then that many bytes.
+    fn block(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.u32()?).ok()?;
+        if len > self.rest.len() {
+            return None;
+        }
+        let (block, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Some(block)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
+        (0..n)
+            .map(|i| (format!("c\0k{i:05}").into_bytes(), vec![1; i % 40]))
+            .collect()
+    }
+
+    fn borrowed(e: &[(Vec<u8>, Vec<u8>)]) -> impl Iterator<Item = (&[u8], &[u8])> {
+        e.iter().map(|(k, r)| (&k[..], &r[..]))
+    }
+
+    #[test]
+    fn segments_round_trip_split_near_the_target() {
+        let all = entries(1000);
+        let segments = pack(borrowed(&all), 4096).unwrap();
+        assert!(segments.len() > 5);
+        // Every segment but the last is full to about the target.
+        for s in &segments[..segments.len() - 1] {
+            assert!(s.len() <= 4096 && s.len() > 4096 - 64, "{}", s.len());
+        }
+        let back: Vec<(Vec<u8>, Vec<u8>)> = segments
+            .iter()
+            .flat_map(|s| unpack(s).unwrap())
+            .map(|(k, r)| (k.to_vec(), r.to_vec()))
+            .collect();
+        assert_eq!(back, all);
+    }
+
+    #[test]
+    fn an_entry_larger_than_the_target_gets_its_own_segment() {
+        let big = vec![(b"a".to_vec(), vec![0; 100]), (b"b".to_vec(), vec![0; 10])];
+        let segments = pack(borrowed(&big), 50).unwrap();
+        assert_eq!(segments.len(), 2);
+        assert!(pack(std::iter::empty(), 50).unwrap().is_empty());
+    }
+
+    #[test]
+    fn merging_keeps_the_latest_run_of_each_key_in_key_order() {
+        let runs: Vec<Vec<(&[u8], u32)>> = vec![
+            vec![(b"a", 0), (b"c", 0), (b"e", 0)],
+            vec![],
+            vec![(b"b", 2), (b"c", 2)],
+            vec![(b"a", 3), (b"f", 3)],
+        ];
+        let merged = merge_newest(runs);
+        let expected: Vec<(&[u8], u32)> =
+            vec![(b"a", 3), (b"b", 2), (b"c", 2), (b"e", 0), (b"f", 3)];
+        assert_eq!(merged, expected);
+        assert!(merge_newest::<u32>(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn malformed_segments_are_refused_never_a_panic() {
+        let all = entries(3);
+        let good = pack(borrowed(&all), 1 << 20).unwrap().remove(0);
+        assert!(unpack(&good).is_ok());
+        assert!(unpack(&[]).is_err());
+        assert!(unpack(&[9, 0, 0, 0, 0]).is_err());
+        assert!(unpack(&[SEGMENT_FORMAT, 0, 0]).is_err());
+        assert!(unpack(&[&good[..], &[0]].concat()).is_err());
+        for cut in 1..good.len() {
+            assert!(unpack(&good[..cut]).is_err(), "cut at {cut}");
+        }
+        // A huge count with nothing behind it.
+        assert!(unpack(&[SEGMENT_FORMAT, 0xff, 0xff, 0xff, 0xff]).is_err());
+        // Keys out of order.
+        let swapped = [all[1].clone(), all[0].clone()];
+        let bad = pack(borrowed(&swapped), 1 << 20).unwrap().remove(0);
+        assert!(unpack(&bad).unwrap_err().contains("order"));
+        // Every single-byte change gives entries or an error.
+        for i in 0..good.len() {
+            let mut flipped = good.clone();
+            flipped[i] ^= 0xa5;
+            let _ = unpack(&flipped);
+        }
+    }
+}
