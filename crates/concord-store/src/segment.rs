@@ -99,9 +99,12 @@ fn finish(mut segment: Vec<u8>, count: u32) -> Vec<u8> {
     segment
 }
 
+/// One entry of a segment: an entity key's bytes and its record's.
+pub(crate) type RawEntry<'a> = (&'a [u8], &'a [u8]);
+
 /// The entries of a segment, as (key, record) byte slices, or why the bytes
 /// are not a segment: any byte string gives one or the other, never a panic.
-pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<(&[u8], &[u8])>, String> {
+pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<RawEntry<'_>>, String> {
     let (&format, rest) = bytes.split_first().ok_or("an empty segment")?;
     if format != SEGMENT_FORMAT {
         return Err(format!(

@@ -107,7 +107,7 @@ fn garbage(real: &[u8]) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn garbage_in_any_checkpoint_tree_is_a_corrupt_record() {
     let dir = populated();
-    for tree in ["entities", "queue", "losers", "meta"] {
+    for tree in ["segments", "queue", "losers", "meta"] {
         let all = keys(dir.path(), tree);
         assert!(!all.is_empty(), "the sample checkpoint fills tree {tree}");
         for key in all {
@@ -143,14 +143,20 @@ fn garbage_in_any_checkpoint_tree_is_a_corrupt_record() {
 fn misplaced_records_are_corrupt_records() {
     let dir = populated();
     type Change = fn(&sled::Tree);
-    let cases: [(&str, &str, Change); 5] = [
-        ("entities", "a key without a collection separator", |t| {
+    let cases: [(&str, &str, Change); 6] = [
+        ("segments", "a key that is not 12 bytes", |t| {
             let (_, v) = t.first().unwrap().unwrap();
-            t.insert(b"no-separator", v).unwrap();
+            t.insert(b"short", v).unwrap();
         }),
-        ("entities", "a key with an invalid collection", |t| {
+        ("segments", "a generation the index never gave", |t| {
             let (_, v) = t.first().unwrap().unwrap();
-            t.insert(b"bad name\0key", v).unwrap();
+            t.insert(segment_key(1000, 0), v).unwrap();
+        }),
+        ("segments", "a segment repeated in its generation", |t| {
+            let (k, v) = t.first().unwrap().unwrap();
+            let mut again = k.to_vec();
+            again[11] = 9;
+            t.insert(again, v).unwrap();
         }),
         ("queue", "a key that is not 8 bytes", |t| {
             let (_, v) = t.first().unwrap().unwrap();
@@ -185,6 +191,109 @@ fn misplaced_records_are_corrupt_records() {
         .unwrap()
         .load_checkpoint()
         .unwrap();
+}
+
+/// A spoiled segment: what was done, the entries, and how the error's
+/// location ends (when it names an entry).
+type Spoiled = (String, Vec<(Vec<u8>, Vec<u8>)>, Option<&'static str>);
+
+/// A segment key: generation and chunk, big endian.
+fn segment_key(generation: u64, chunk: u32) -> Vec<u8> {
+    [&generation.to_be_bytes()[..], &chunk.to_be_bytes()[..]].concat()
+}
+
+/// The (entity key, record) entries of a segment (its framing: a format
+/// byte, a `u32` count, then per entry a `u32` length and the key, a `u32`
+/// length and the record; all big endian).
+fn unpack(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let count = u32::from_be_bytes(bytes[1..5].try_into().expect("a segment header"));
+    let mut rest = &bytes[5..];
+    let mut block = || {
+        let len = u32::from_be_bytes(rest[..4].try_into().expect("a length")) as usize;
+        let out = rest[4..4 + len].to_vec();
+        rest = &rest[4 + len..];
+        out
+    };
+    (0..count).map(|_| (block(), block())).collect()
+}
+
+/// A segment of `entries`, framed as [`unpack`] reads it.
+fn pack(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let mut out = vec![1];
+    out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for (key, record) in entries {
+        for block in [key, record] {
+            out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+            out.extend_from_slice(block);
+        }
+    }
+    out
+}
+
+/// A well-framed segment whose content is wrong — an entity record that
+/// does not decode, an entity key that names no collection, entries out of
+/// order — is a CorruptRecord naming the segment and the entry.
+#[test]
+fn a_corrupt_entry_of_a_segment_is_a_corrupt_record() {
+    let dir = populated();
+    let all = keys(dir.path(), "segments");
+    assert_eq!(all.len(), 1, "the sample checkpoint is one segment");
+    let key = all[0].clone();
+    let db = open_raw(dir.path());
+    let real = db
+        .open_tree("segments")
+        .unwrap()
+        .get(&key)
+        .unwrap()
+        .unwrap();
+    drop(db);
+    let entries = unpack(&real);
+    assert_eq!(entries.len(), sample_delta().entities.len());
+    assert_eq!(pack(&entries), real.to_vec(), "the test reads the framing");
+
+    let mut cases: Vec<Spoiled> = Vec::new();
+    for (case, bytes) in garbage(&entries[3].1) {
+        let mut spoiled = entries.clone();
+        spoiled[3].1 = bytes;
+        cases.push((
+            format!("record of entry 3: {case}"),
+            spoiled,
+            Some(", entry 3"),
+        ));
+    }
+    let mut bad_key = entries.clone();
+    bad_key[0].0 = b"\0no collection".to_vec();
+    cases.push((
+        "an entity key without a collection".into(),
+        bad_key,
+        Some(", entry 0"),
+    ));
+    let mut swapped = entries.clone();
+    swapped.swap(1, 2);
+    cases.push(("entries out of order".into(), swapped, None));
+    for (case, spoiled, entry) in cases {
+        tamper(dir.path(), "segments", |t| {
+            t.insert(&key, pack(&spoiled)).unwrap();
+        });
+        let store = SledStore::open(dir.path()).unwrap();
+        let result = store.load_checkpoint();
+        if let (Some(entry), Err(CoreError::CorruptRecord { location, what, .. })) =
+            (entry, &result)
+        {
+            assert!(location.ends_with(entry), "{case}: {location}");
+            assert_eq!(*what, "entity", "{case}");
+        }
+        assert_corrupt(result, "segments", &case);
+        drop(store);
+    }
+    tamper(dir.path(), "segments", |t| {
+        t.insert(&key, real).unwrap();
+    });
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.load_checkpoint().unwrap().entities.len(),
+        sample_delta().entities.len()
+    );
 }
 
 /// A corrupt record inside a log fails the reads that reach it, and only

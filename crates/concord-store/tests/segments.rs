@@ -1,0 +1,309 @@
+//! Entity state in segments: later checkpoints override earlier ones,
+//! compaction keeps exactly the live state, a crash at any point leaves one
+//! checkpoint whole, and a store of the older one-record-per-entity layout is
+//! converted when it opens.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use concord_core::storage_conformance::sample_delta;
+use concord_core::{
+    Checkpoint, CheckpointDelta, Collection, EngineMeta, Entity, EntityKey, Storage,
+};
+use concord_crdt::{RegionId, codec};
+use concord_store::SledStore;
+use support::open_raw;
+
+const A: RegionId = RegionId::new(1);
+
+/// Entity states of every policy, from the conformance suite's samples.
+fn states() -> Vec<Entity> {
+    sample_delta()
+        .entities
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect()
+}
+
+/// Delta `n`: `count` entities with keys drawn (with repeats) from `keys`,
+/// their states depending on `n`, and cursors and metadata naming `n`.
+fn delta(n: u64, count: usize, keys: u64) -> CheckpointDelta {
+    let states = states();
+    let collection = Collection::new("items").expect("a valid name");
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let entities = (0..count)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let key = EntityKey::new(collection.clone(), format!("k{:06}", x % keys));
+            (key, states[(n as usize + i) % states.len()].clone())
+        })
+        .collect();
+    CheckpointDelta {
+        cursors: vec![(A, n)],
+        entities,
+        meta: EngineMeta {
+            next_item_id: n,
+            ..EngineMeta::default()
+        },
+        ..CheckpointDelta::default()
+    }
+}
+
+/// What the store must hold after `deltas`, applied in order.
+#[derive(Default)]
+struct Model {
+    entities: BTreeMap<EntityKey, Entity>,
+    last: Option<CheckpointDelta>,
+}
+
+impl Model {
+    fn apply(&mut self, delta: &CheckpointDelta) {
+        for (k, e) in &delta.entities {
+            self.entities.insert(k.clone(), e.clone());
+        }
+        self.last = Some(delta.clone());
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        let last = self.last.clone().unwrap_or_default();
+        Checkpoint {
+            cursors: last.cursors,
+            entities: self
+                .entities
+                .iter()
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect(),
+            queue: Vec::new(),
+            losers: Vec::new(),
+            meta: last.meta,
+        }
+    }
+}
+
+/// The generations the segments of the closed store at `path` hold, and
+/// the entries in all of them.
+fn generations_and_entries(path: &std::path::Path) -> (Vec<u64>, u64) {
+    let db = open_raw(path);
+    let tree = db.open_tree("segments").expect("the segments tree");
+    let mut generations = Vec::new();
+    let mut entries = 0u64;
+    for entry in tree.iter() {
+        let (key, value) = entry.expect("sled reads");
+        let generation = u64::from_be_bytes(key[..8].try_into().expect("12-byte keys"));
+        if generations.last() != Some(&generation) {
+            generations.push(generation);
+        }
+        entries += u64::from(u32::from_be_bytes(
+            value[1..5].try_into().expect("a segment header"),
+        ));
+    }
+    (generations, entries)
+}
+
+#[test]
+fn later_segments_override_earlier_ones_in_order() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut store = SledStore::open(dir.path()).expect("a new store opens");
+    let mut model = Model::default();
+    // Small deltas over few keys: many overrides, no compaction.
+    for n in 1..=12 {
+        let mut d = delta(n, 60, 100);
+        // The same entity twice in one delta: the later one counts.
+        let again = (d.entities[0].0.clone(), states()[n as usize % 3].clone());
+        d.entities.push(again);
+        store.checkpoint(&d).expect("a checkpoint");
+        model.apply(&d);
+        assert_eq!(
+            store.load_checkpoint().unwrap(),
+            model.checkpoint(),
+            "after {n}"
+        );
+    }
+    // An empty delta writes no segment and keeps everything.
+    let quiet = CheckpointDelta {
+        entities: Vec::new(),
+        ..delta(13, 0, 100)
+    };
+    store.checkpoint(&quiet).unwrap();
+    model.apply(&quiet);
+    drop(store);
+    let (generations, entries) = generations_and_entries(dir.path());
+    assert_eq!(generations, (1..=12).collect::<Vec<u64>>());
+    let distinct: usize = (1..=12)
+        .map(|n| {
+            let keys: std::collections::BTreeSet<EntityKey> = delta(n, 60, 100)
+                .entities
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            keys.len()
+        })
+        .sum();
+    assert_eq!(
+        entries, distinct as u64,
+        "one generation per checkpoint, deduplicated"
+    );
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.load_checkpoint().unwrap(), model.checkpoint());
+}
+
+#[test]
+fn compaction_keeps_exactly_the_live_state() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut model = Model::default();
+    let mut compactions = 0;
+    for n in 1..=14u64 {
+        let mut store = SledStore::open(dir.path()).expect("the store opens");
+        let d = delta(n, 1500, 3000);
+        store.checkpoint(&d).expect("a checkpoint");
+        model.apply(&d);
+        assert_eq!(
+            store.load_checkpoint().unwrap(),
+            model.checkpoint(),
+            "after {n}"
+        );
+        drop(store);
+        let (generations, entries) = generations_and_entries(dir.path());
+        if n > 1 && generations.len() == 1 {
+            // Compacted: one generation of exactly the live entities.
+            compactions += 1;
+            assert_eq!(generations.len(), 1, "after compaction {n}");
+            assert_eq!(entries, model.entities.len() as u64, "after compaction {n}");
+        }
+        // Never more than twice the live entities, plus this checkpoint's.
+        assert!(entries <= 2 * model.entities.len().max(1024) as u64 + 1500);
+    }
+    assert!(compactions >= 3, "only {compactions} compactions");
+}
+
+/// Set in the child's environment: the store's directory.
+const CHILD_DIR: &str = "CONCORD_SEGMENTS_CRASH_CHILD_DIR";
+/// Set in the child's environment: milliseconds before it dies.
+const CHILD_DIES_AFTER: &str = "CONCORD_SEGMENTS_CRASH_AFTER_MS";
+/// The child's exit code when it died as planned.
+const CRASHED: i32 = 86;
+/// The checkpoints the child attempts (it dies long before).
+const CHILD_CHECKPOINTS: u64 = 100_000;
+
+fn crash_delta(n: u64) -> CheckpointDelta {
+    delta(n, 2000, 6000)
+}
+
+/// Does nothing in a normal run; in the child, checkpoints over and over
+/// (compacting now and then), printing each one that returned, until a
+/// timer kills the process without running any destructor.
+#[test]
+fn child_that_crashes_mid_checkpoint() {
+    let Some(dir) = std::env::var_os(CHILD_DIR) else {
+        return;
+    };
+    let after: u64 = std::env::var(CHILD_DIES_AFTER)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let mut store = SledStore::open(&dir).unwrap();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(after));
+        std::process::exit(CRASHED);
+    });
+    for n in 1..=CHILD_CHECKPOINTS {
+        store.checkpoint(&crash_delta(n)).unwrap();
+        println!("done {n}");
+    }
+}
+
+#[test]
+fn a_crash_at_any_point_leaves_one_checkpoint_whole() {
+    let mut most = 0;
+    for after in [40, 150, 400, 900] {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "child_that_crashes_mid_checkpoint",
+                "--exact",
+                "--test-threads=1",
+                "--nocapture",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .env(CHILD_DIES_AFTER, after.to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&child.stdout);
+        assert_eq!(
+            child.status.code(),
+            Some(CRASHED),
+            "the child failed: {stdout}\n{}",
+            String::from_utf8_lossy(&child.stderr)
+        );
+        let done = stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("done "))
+            .filter_map(|n| n.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        most = most.max(done);
+        eprintln!("died after {after} ms, {done} checkpoints done");
+
+        let store = SledStore::open(dir.path()).unwrap();
+        let loaded = store.load_checkpoint().unwrap();
+        let mut model = Model::default();
+        for n in 1..=done {
+            model.apply(&crash_delta(n));
+        }
+        if loaded != model.checkpoint() {
+            // The checkpoint under way when the process died made it whole.
+            model.apply(&crash_delta(done + 1));
+            assert!(
+                loaded == model.checkpoint(),
+                "after dying at {after} ms with {done} checkpoints done, the store holds neither checkpoint {done} nor {} whole: it holds {} entities, cursors {:?}; stdout: {stdout}",
+                done + 1,
+                loaded.entities.len(),
+                loaded.cursors,
+            );
+        }
+    }
+    // Enough checkpoints that some compacted (every other one, at first).
+    assert!(most >= 3, "the child made only {most} checkpoints");
+}
+
+#[test]
+fn a_store_of_one_record_per_entity_is_converted_when_it_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected = sample_delta().entities;
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    {
+        let db = open_raw(dir.path());
+        let legacy = db.open_tree("entities").unwrap();
+        for (key, entity) in &expected {
+            let mut k = key.collection.as_str().as_bytes().to_vec();
+            k.push(0);
+            k.extend_from_slice(&key.key);
+            legacy.insert(k, codec::encode(entity).unwrap()).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let mut store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.load_checkpoint().unwrap().entities, expected);
+    // Checkpoints go on from there.
+    let d = delta(1, 10, 10);
+    store.checkpoint(&d).unwrap();
+    let mut model = Model::default();
+    for (k, e) in &expected {
+        model.entities.insert(k.clone(), e.clone());
+    }
+    model.apply(&d);
+    assert_eq!(store.load_checkpoint().unwrap(), model.checkpoint());
+    drop(store);
+    let db = open_raw(dir.path());
+    assert!(
+        !db.tree_names().iter().any(|n| &n[..] == b"entities"),
+        "the old tree is dropped"
+    );
+    drop(db);
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.load_checkpoint().unwrap(), model.checkpoint());
+}
