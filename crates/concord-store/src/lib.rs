@@ -9,7 +9,7 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `log` | origin (`u16` big endian), first seq (`u64` big endian) | a `WriteBatch` |
+//! | `log` | origin (`u16` big endian), first seq (`u64` big endian) | a `WriteBatch` (a large one is split into records of at most ~48 KiB: sled writes bigger values to blob files of their own) |
 //! | `segments` | generation (`u64` big endian), chunk (`u32` big endian) | a segment: entity states of one checkpoint |
 //! | `queue` | item id (`u64` big endian) | a `ConflictItem` |
 //! | `losers` | record id (`u64` big endian) | a `LoserRecord` |

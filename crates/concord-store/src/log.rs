@@ -101,6 +101,9 @@ impl Log {
     /// Appends every batch or none: validates them all against the cached
     /// ends of the logs, then writes them in one sled batch (atomic, also
     /// across a crash).
+    ///
+    /// A batch is one record or, when large, a few consecutive records of
+    /// at most about [`MAX_RECORD_BYTES`] each.
     pub(crate) fn append(&mut self, batches: &[WriteBatch]) -> Result<(), CoreError> {
         let mut pending: BTreeMap<RegionId, u64> = BTreeMap::new();
         let mut write = sled::Batch::default();
@@ -126,7 +129,22 @@ impl Log {
                     last,
                 });
             }
-            write.insert(&log_key(b.origin, first)[..], encode(WHAT, b)?);
+            if estimated_size(&b.writes) <= MAX_RECORD_BYTES {
+                write.insert(&log_key(b.origin, first)[..], encode(WHAT, b)?);
+            } else {
+                // sled writes a value past ~128 KiB to a blob file of its
+                // own; keep records well below that (a batch of a thousand
+                // writes is a few records).
+                let parts = estimated_size(&b.writes).div_ceil(MAX_RECORD_BYTES);
+                let per = b.writes.len().div_ceil(parts).max(1);
+                for chunk in b.writes.chunks(per) {
+                    let sub = WriteBatch {
+                        origin: b.origin,
+                        writes: chunk.to_vec(),
+                    };
+                    write.insert(&log_key(b.origin, sub.first_seq())[..], encode(WHAT, &sub)?);
+                }
+            }
             pending.insert(b.origin, b.last_seq());
         }
         if pending.is_empty() {
@@ -275,4 +293,25 @@ impl Log {
     pub(crate) fn ends(&self) -> &BTreeMap<RegionId, u64> {
         &self.last
     }
+}
+
+/// A log record's size limit, in bytes (estimated before encoding).
+pub(crate) const MAX_RECORD_BYTES: usize = 48 * 1024;
+
+/// About how many bytes `writes` take encoded: their keys and values, and a
+/// fixed allowance for the rest of each write.
+fn estimated_size(writes: &[TaggedWrite]) -> usize {
+    writes
+        .iter()
+        .map(|w| {
+            let value = match &w.op {
+                concord_core::Op::Set(v) => v.len(),
+                concord_core::Op::Resolve { value, resolves } => {
+                    value.as_ref().map_or(0, Vec::len) + 16 * resolves.len()
+                }
+                _ => 0,
+            };
+            w.key.len() + value + w.collection.as_str().len() + 96 + 12 * w.context.iter().len()
+        })
+        .sum()
 }
