@@ -2,9 +2,12 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), concord_node::NodeError> {
-//! use concord_node::client::{Client, Read};
+//! use concord_node::client::{Client, ClientOptions, Read};
 //!
-//! let mut client = Client::connect("http://127.0.0.1:7101").await?;
+//! let options = ClientOptions::default()
+//!     .ca_file("certs/ca.pem".as_ref())?  // TLS: trust the deployment's CA
+//!     .token("my-token");                 // sent as `authorization: Bearer ...`
+//! let mut client = Client::connect_with("https://127.0.0.1:7101", &options).await?;
 //! let token = client.put("profiles", b"alice", b"{\"name\":\"Alice\"}").await?;
 //! // Read your write, here or in any other region:
 //! let read = client.get_after("profiles", b"alice", token).await?;
@@ -14,6 +17,8 @@
 
 use std::time::Duration;
 
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::{NodeError, pb};
@@ -59,35 +64,168 @@ impl Read {
     }
 }
 
+/// How a client connects: TLS trust and its token.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// The CA certificate(s) to trust (PEM). With one, the connection is
+    /// TLS whatever the address's scheme; without, plaintext.
+    pub ca: Option<Vec<u8>>,
+    /// The name to verify the node's certificate for (default: the
+    /// address's host).
+    pub domain: Option<String>,
+    /// The bearer token sent with every call.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("ca", &self.ca.as_ref().map(Vec::len))
+            .field("domain", &self.domain)
+            .field("token", &self.token.as_ref().map(|_| "(hidden)"))
+            .finish()
+    }
+}
+
+impl ClientOptions {
+    /// Trusts the CA in the PEM file `path`.
+    pub fn ca_file(mut self, path: &std::path::Path) -> Result<Self, NodeError> {
+        let pem = std::fs::read(path).map_err(|source| NodeError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        crate::tls::pem_certs(&pem, "ca")?;
+        self.ca = Some(pem);
+        Ok(self)
+    }
+
+    /// Trusts the CA `pem`.
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca = Some(pem.into());
+        self
+    }
+
+    /// Sends `token`.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Verifies the node's certificate for `domain`.
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// The process's local PKI ([`crate::certs::local`]: the demo's, the
+    /// tests'), if it was made: its CA and its admin token.
+    pub fn local() -> Option<Self> {
+        let pki = crate::certs::local_if_made()?;
+        Some(Self {
+            ca: Some(pki.ca_pem().as_bytes().to_vec()),
+            domain: None,
+            token: Some(pki.admin_token().to_owned()),
+        })
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone, Debug, Default)]
+pub struct BearerToken(Option<MetadataValue<Ascii>>);
+
+impl BearerToken {
+    /// The interceptor of `token` (none: calls go without one).
+    pub fn new(token: Option<&str>) -> Result<Self, NodeError> {
+        token
+            .map(|t| {
+                format!("Bearer {t}")
+                    .parse::<MetadataValue<Ascii>>()
+                    .map_err(|_| NodeError::Malformed {
+                        field: "token".into(),
+                        reason: "not printable ASCII".into(),
+                    })
+            })
+            .transpose()
+            .map(Self)
+    }
+}
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            request
+                .metadata_mut()
+                .insert(crate::auth::AUTHORIZATION, v.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The channel of a client: TLS or plaintext, with its token.
+pub type Transport = InterceptedService<Channel, BearerToken>;
+
+/// The generated client over [`Transport`].
+pub type RawClient = pb::concord_client::ConcordClient<Transport>;
+
+/// A channel to `address` with `options`' TLS (no token): for the other
+/// services (health, reflection) and raw gRPC.
+pub async fn channel(address: &str, options: &ClientOptions) -> Result<Channel, NodeError> {
+    let addr = if options.ca.is_some() {
+        crate::tls::https(address)
+    } else if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    };
+    let connect_error = |source| NodeError::Connect {
+        addr: addr.clone(),
+        source,
+    };
+    let mut endpoint =
+        tonic::transport::Endpoint::from_shared(addr.clone()).map_err(connect_error)?;
+    if let Some(ca) = &options.ca {
+        let mut tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+        if let Some(d) = &options.domain {
+            tls = tls.domain_name(d.clone());
+        }
+        endpoint = endpoint.tls_config(tls).map_err(connect_error)?;
+    }
+    endpoint
+        .connect_timeout(Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20))
+        .connect()
+        .await
+        .map_err(|source| NodeError::Connect { addr, source })
+}
+
 /// A connection to one node's client service.
 #[derive(Clone, Debug)]
 pub struct Client {
-    inner: pb::concord_client::ConcordClient<Channel>,
+    inner: RawClient,
     concern: Option<pb::WriteConcern>,
 }
 
 impl Client {
-    /// Connects to `address` (e.g. `http://127.0.0.1:7101`).
+    /// Connects to `address` (e.g. `http://127.0.0.1:7101`) with the
+    /// process's local PKI if there is one ([`ClientOptions::local`]: the
+    /// demo's and the tests' nodes), else plaintext without a token. Use
+    /// [`Client::connect_with`] to choose.
     pub async fn connect(address: &str) -> Result<Self, NodeError> {
-        let addr = if address.contains("://") {
-            address.to_owned()
-        } else {
-            format!("http://{address}")
-        };
-        let channel = tonic::transport::Endpoint::from_shared(addr.clone())
-            .map_err(|source| NodeError::Connect {
-                addr: addr.clone(),
-                source,
-            })?
-            .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true)
-            .initial_stream_window_size(Some(8 << 20))
-            .initial_connection_window_size(Some(16 << 20))
-            .connect()
-            .await
-            .map_err(|source| NodeError::Connect { addr, source })?;
+        Self::connect_with(address, &ClientOptions::local().unwrap_or_default()).await
+    }
+
+    /// Connects to `address` with `options` (TLS trust, token).
+    pub async fn connect_with(address: &str, options: &ClientOptions) -> Result<Self, NodeError> {
+        let channel = channel(address, options).await?;
+        let token = BearerToken::new(options.token.as_deref())?;
         Ok(Self {
-            inner: pb::concord_client::ConcordClient::new(channel),
+            inner: pb::concord_client::ConcordClient::with_interceptor(channel, token),
             concern: None,
         })
     }
@@ -99,7 +237,7 @@ impl Client {
     }
 
     /// The generated client, for calls this wrapper does not cover.
-    pub fn raw(&mut self) -> &mut pb::concord_client::ConcordClient<Channel> {
+    pub fn raw(&mut self) -> &mut RawClient {
         &mut self.inner
     }
 

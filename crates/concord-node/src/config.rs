@@ -11,7 +11,7 @@
 //!
 //! ```
 //! # fn main() -> Result<(), concord_node::NodeError> {
-//! use concord_node::config::{NodeConfig, WriteConcern};
+//! use concord_node::config::{NodeConfig, TlsSetting, WriteConcern};
 //!
 //! let text = r#"
 //! ## This node.
@@ -40,6 +40,36 @@
 //! max_key_bytes = 4096
 //! max_value_bytes = 1048576
 //! max_message_bytes = 4194304  # gRPC decode limit
+//!
+//! [limits]                   # shown with their defaults
+//! max_write_many = 1000      # writes in one WriteMany
+//! max_peer_batch = 10000     # writes in one batch from a peer
+//! max_siblings = 1024        # ceiling of every collection's max_siblings
+//! max_concurrent_per_client = 256
+//! max_concurrent_per_peer = 16
+//!
+//! ## Required: TLS, or an explicit `insecure = true` (plaintext, logged
+//! ## at warn on every start). Relative paths are taken from the config
+//! ## file's directory. `concord certs` makes a CA and region certificates.
+//! [tls]
+//! ca = "certs/ca.pem"          # signs every region's certificate
+//! cert = "certs/us-east.pem"   # names this region: us-east.region.concord
+//! key = "certs/us-east.key"
+//!
+//! ## The clients and their tokens (sha256 hex: `concord token hash`).
+//! ## Required with TLS; with `insecure = true` and none, access is open.
+//! [[clients]]
+//! name = "app"
+//! token_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+//! read = ["profiles", "carts"]    # "*": every collection
+//! write = ["profiles"]
+//!
+//! [[clients]]
+//! name = "ops"
+//! token_sha256 = "32323cfa9ec9d62750daad0836a4cf3d7b60d23723b7852a529667deed01669f"
+//! read = ["*"]
+//! write = ["*"]
+//! admin = true                # Takeover, Handoff, ResolveConflict
 //!
 //! ## Every region, this one included. Ids are 1..=65535, unique, and the
 //! ## same on every node; `address` is required for every region but this one.
@@ -98,6 +128,8 @@
 //! assert_eq!(config.write_concern, WriteConcern::Local);
 //! assert_eq!(config.collections.len(), 4);
 //! assert!(config.collections[3].config.owned.as_ref().is_some_and(|o| o.forward));
+//! assert!(matches!(config.tls, Some(TlsSetting::Files(_))));
+//! assert_eq!(config.clients.len(), 2);
 //! // What the engine gets.
 //! let engine = config.engine_config();
 //! assert_eq!(engine.peers.len(), 2);
@@ -128,7 +160,10 @@ use concord_ownership::Rule;
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+use crate::auth::ClientSpec;
 use crate::error::NodeError;
+use crate::limits::Limits;
+use crate::tls::TlsFiles;
 
 /// The longest region name accepted, in bytes.
 const MAX_REGION_NAME: usize = 64;
@@ -168,6 +203,25 @@ pub struct NodeConfig {
     pub lag: LagThresholds,
     /// Batching, flow control and size limits (TOML table `[tuning]`).
     pub tuning: Tuning,
+    /// TLS, or plaintext (TOML table `[tls]`). Required: `None` is refused
+    /// by [`NodeConfig::validate`], so plaintext is always a choice.
+    pub tls: Option<TlsSetting>,
+    /// The clients and their permissions (TOML `[[clients]]`); none: open
+    /// access, allowed only with [`TlsSetting::Insecure`].
+    pub clients: Vec<ClientSpec>,
+    /// Count and concurrency limits (TOML table `[limits]`).
+    pub limits: Limits,
+}
+
+/// How the node's gRPC port is secured (TOML table `[tls]`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum TlsSetting {
+    /// TLS with these files: peers authenticate each other with their
+    /// region certificates (mutual TLS).
+    Files(TlsFiles),
+    /// Plaintext (`insecure = true`): no TLS, no peer authentication. Only
+    /// for local experiments; the node logs a warning on every start.
+    Insecure,
 }
 
 /// One region of the deployment (TOML `[[regions]]`).
@@ -348,7 +402,15 @@ impl NodeConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text)
+        let mut config = Self::parse(&text)?;
+        if let (Some(TlsSetting::Files(files)), Some(dir)) = (&mut config.tls, path.parent()) {
+            for p in [&mut files.ca, &mut files.cert, &mut files.key] {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+        Ok(config)
     }
 
     /// The configuration as TOML text that [`NodeConfig::parse`] reads back
@@ -411,7 +473,112 @@ impl NodeConfig {
         self.validate_node()?;
         self.validate_collections()?;
         validate_lag(&self.lag, self.tuning.heartbeat)?;
-        validate_tuning(&self.tuning)
+        validate_tuning(&self.tuning)?;
+        self.validate_security()
+    }
+
+    fn validate_security(&self) -> Result<(), NodeError> {
+        match &self.tls {
+            None => {
+                return Err(config_error(
+                    "tls",
+                    "missing: give [tls] ca, cert and key (`concord certs` makes them), or insecure = true for plaintext",
+                ));
+            }
+            Some(TlsSetting::Files(f)) => {
+                for (field, p) in [
+                    ("tls.ca", &f.ca),
+                    ("tls.cert", &f.cert),
+                    ("tls.key", &f.key),
+                ] {
+                    if p.as_os_str().is_empty() {
+                        return Err(config_error(field, "empty path"));
+                    }
+                }
+                if self.clients.is_empty() {
+                    return Err(config_error(
+                        "clients",
+                        "no [[clients]]: with TLS on, every client needs a token (list them with token_sha256), or set tls.insecure = true for open access",
+                    ));
+                }
+            }
+            Some(TlsSetting::Insecure) => {}
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            let field = |name: &str| format!("clients[{i}].{name}");
+            if c.name.is_empty() {
+                return Err(config_error(field("name"), "empty"));
+            }
+            if let Some(j) = self.clients[..i].iter().position(|o| o.name == c.name) {
+                return Err(config_error(
+                    field("name"),
+                    format!("duplicate client {:?} (also clients[{j}])", c.name),
+                ));
+            }
+            crate::auth::check_hash(&c.token_sha256)
+                .map_err(|e| config_error(field("token_sha256"), e))?;
+            if let Some(j) = self.clients[..i]
+                .iter()
+                .position(|o| o.token_sha256.eq_ignore_ascii_case(&c.token_sha256))
+            {
+                return Err(config_error(
+                    field("token_sha256"),
+                    format!("the same token as clients[{j}]: give each client its own"),
+                ));
+            }
+            for (list, names) in [("read", &c.read), ("write", &c.write)] {
+                for (k, name) in names.iter().enumerate() {
+                    if name != "*" && !self.collections.iter().any(|s| s.name.as_str() == name) {
+                        return Err(config_error(
+                            format!("clients[{i}].{list}[{k}]"),
+                            format!("{name:?} is not a collection of this node (\"*\": every one)"),
+                        ));
+                    }
+                }
+            }
+        }
+        let l = &self.limits;
+        check_range("limits.max_write_many", l.max_write_many, 1, 1_000_000)?;
+        check_range("limits.max_peer_batch", l.max_peer_batch, 1, 10_000_000)?;
+        if l.max_peer_batch < self.tuning.max_batch_writes {
+            return Err(config_error(
+                "limits.max_peer_batch",
+                format!(
+                    "{} is less than tuning.max_batch_writes ({}): peers send batches that large",
+                    l.max_peer_batch, self.tuning.max_batch_writes
+                ),
+            ));
+        }
+        check_range(
+            "limits.max_siblings",
+            usize::try_from(l.max_siblings).unwrap_or(usize::MAX),
+            1,
+            1 << 20,
+        )?;
+        check_range(
+            "limits.max_concurrent_per_client",
+            l.max_concurrent_per_client,
+            1,
+            1 << 20,
+        )?;
+        check_range(
+            "limits.max_concurrent_per_peer",
+            l.max_concurrent_per_peer,
+            1,
+            1 << 16,
+        )?;
+        for (i, c) in self.collections.iter().enumerate() {
+            if c.config.max_siblings > l.max_siblings {
+                return Err(config_error(
+                    format!("collections[{i}].max_siblings"),
+                    format!(
+                        "{} is more than limits.max_siblings ({})",
+                        c.config.max_siblings, l.max_siblings
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate_regions(&self) -> Result<(), NodeError> {
@@ -740,9 +907,136 @@ struct RawConfig {
     lag: RawLag,
     #[serde(default)]
     tuning: RawTuning,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls: Option<RawTls>,
     regions: Vec<RawRegion>,
     #[serde(default)]
     collections: Vec<RawCollection>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    clients: Vec<RawClient>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ca: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cert: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    insecure: bool,
+}
+
+impl RawTls {
+    fn into_setting(self) -> Result<TlsSetting, NodeError> {
+        let any = self.ca.is_some() || self.cert.is_some() || self.key.is_some();
+        if self.insecure {
+            if any {
+                return Err(config_error(
+                    "tls.insecure",
+                    "insecure = true with certificate files: choose TLS (ca, cert, key) or plaintext",
+                ));
+            }
+            return Ok(TlsSetting::Insecure);
+        }
+        let need = |field: &str, v: Option<String>| {
+            v.map(PathBuf::from).ok_or_else(|| {
+                config_error(
+                    field,
+                    "missing: [tls] needs ca, cert and key (or insecure = true for plaintext)",
+                )
+            })
+        };
+        Ok(TlsSetting::Files(TlsFiles {
+            ca: need("tls.ca", self.ca)?,
+            cert: need("tls.cert", self.cert)?,
+            key: need("tls.key", self.key)?,
+        }))
+    }
+
+    fn from_setting(t: &TlsSetting) -> Self {
+        match t {
+            TlsSetting::Insecure => Self {
+                ca: None,
+                cert: None,
+                key: None,
+                insecure: true,
+            },
+            TlsSetting::Files(f) => Self {
+                ca: Some(f.ca.to_string_lossy().into_owned()),
+                cert: Some(f.cert.to_string_lossy().into_owned()),
+                key: Some(f.key.to_string_lossy().into_owned()),
+                insecure: false,
+            },
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    name: String,
+    token_sha256: String,
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    write: Vec<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawLimits {
+    max_write_many: u64,
+    max_peer_batch: u64,
+    max_siblings: u32,
+    max_concurrent_per_client: u64,
+    max_concurrent_per_peer: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self::from(&Limits::default())
+    }
+}
+
+impl From<&Limits> for RawLimits {
+    fn from(l: &Limits) -> Self {
+        let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Self {
+            max_write_many: wide(l.max_write_many),
+            max_peer_batch: wide(l.max_peer_batch),
+            max_siblings: l.max_siblings,
+            max_concurrent_per_client: wide(l.max_concurrent_per_client),
+            max_concurrent_per_peer: wide(l.max_concurrent_per_peer),
+        }
+    }
+}
+
+impl RawLimits {
+    fn into_limits(self) -> Result<Limits, NodeError> {
+        let size = |field: &str, n: u64| {
+            usize::try_from(n).map_err(|_| config_error(field, format!("{n} is too large")))
+        };
+        Ok(Limits {
+            max_write_many: size("limits.max_write_many", self.max_write_many)?,
+            max_peer_batch: size("limits.max_peer_batch", self.max_peer_batch)?,
+            max_siblings: self.max_siblings,
+            max_concurrent_per_client: size(
+                "limits.max_concurrent_per_client",
+                self.max_concurrent_per_client,
+            )?,
+            max_concurrent_per_peer: size(
+                "limits.max_concurrent_per_peer",
+                self.max_concurrent_per_peer,
+            )?,
+        })
+    }
 }
 
 fn default_max_skew_ms() -> u64 {
@@ -1031,6 +1325,19 @@ impl RawConfig {
             .map(|(i, c)| c.into_spec(i, &ids))
             .collect::<Result<Vec<_>, NodeError>>()?;
         let tuning = self.tuning.into_tuning()?;
+        let limits = self.limits.into_limits()?;
+        let tls = self.tls.map(RawTls::into_setting).transpose()?;
+        let clients = self
+            .clients
+            .into_iter()
+            .map(|c| ClientSpec {
+                name: c.name,
+                token_sha256: c.token_sha256,
+                read: c.read,
+                write: c.write,
+                admin: c.admin,
+            })
+            .collect();
         Ok(NodeConfig {
             region: self.region,
             listen,
@@ -1049,6 +1356,9 @@ impl RawConfig {
                 failed_after: duration_field("lag.failed_after_ms", self.lag.failed_after_ms)?,
             },
             tuning,
+            tls,
+            clients,
+            limits,
         })
     }
 
@@ -1065,6 +1375,19 @@ impl RawConfig {
             read_wait_ms: millis(c.read_wait),
             lag: RawLag::from(&c.lag),
             tuning: RawTuning::from(&c.tuning),
+            limits: RawLimits::from(&c.limits),
+            tls: c.tls.as_ref().map(RawTls::from_setting),
+            clients: c
+                .clients
+                .iter()
+                .map(|c| RawClient {
+                    name: c.name.clone(),
+                    token_sha256: c.token_sha256.clone(),
+                    read: c.read.clone(),
+                    write: c.write.clone(),
+                    admin: c.admin,
+                })
+                .collect(),
             regions: c
                 .regions
                 .iter()

@@ -27,11 +27,31 @@ pub const COLLECTIONS: [(&str, Policy); 5] = [
 /// Configurations for `regions` nodes on loopback, one per listener, with
 /// data under `dir`. The regions replicate every collection of
 /// [`COLLECTIONS`].
+///
+/// TLS is on: each region's certificate, from the process's local PKI
+/// ([`crate::certs::local`]), is written under `dir/tls`, and the one
+/// client, `local-admin` (admin, every collection), has the PKI's admin
+/// token, which [`Client::connect`] sends.
 pub fn local_configs(
     names: &[&str],
     listeners: &[SocketAddr],
     dir: &std::path::Path,
-) -> Vec<NodeConfig> {
+) -> Result<Vec<NodeConfig>, NodeError> {
+    let pki = crate::certs::local()?;
+    let tls_dir = dir.join("tls");
+    let mut tls = Vec::with_capacity(names.len());
+    for name in names {
+        let (ca, files) = pki.write_region(&tls_dir, name)?;
+        tls.push(crate::config::TlsSetting::Files(crate::tls::TlsFiles {
+            ca,
+            cert: files.cert,
+            key: files.key,
+        }));
+    }
+    let clients = vec![crate::auth::ClientSpec::admin(
+        "local-admin",
+        crate::auth::hash_token(pki.admin_token()),
+    )];
     let regions: Vec<RegionEntry> = names
         .iter()
         .zip(listeners)
@@ -39,7 +59,7 @@ pub fn local_configs(
         .map(|(i, (name, addr))| RegionEntry {
             name: (*name).to_owned(),
             id: RegionId::new(u16::try_from(i + 1).unwrap_or(u16::MAX)),
-            address: Some(format!("http://{addr}")),
+            address: Some(format!("https://{addr}")),
         })
         .collect();
     let collections: Vec<CollectionSpec> = COLLECTIONS
@@ -51,10 +71,11 @@ pub fn local_configs(
             })
         })
         .collect();
-    names
+    Ok(names
         .iter()
         .zip(listeners)
-        .map(|(name, addr)| NodeConfig {
+        .zip(tls)
+        .map(|((name, addr), tls)| NodeConfig {
             region: (*name).to_owned(),
             listen: *addr,
             metrics_listen: None,
@@ -67,8 +88,11 @@ pub fn local_configs(
             read_wait: Duration::from_secs(5),
             lag: concord_core::LagThresholds::default(),
             tuning: Tuning::default(),
+            tls: Some(tls),
+            clients: clients.clone(),
+            limits: crate::limits::Limits::default(),
         })
-        .collect()
+        .collect())
 }
 
 /// Listeners on free loopback ports, kept bound until the nodes take them.
@@ -103,7 +127,7 @@ pub async fn start_local_with(
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    let configs = local_configs(names, &addrs, dir);
+    let configs = local_configs(names, &addrs, dir)?;
     let mut nodes = Vec::with_capacity(names.len());
     for (mut config, listener) in configs.into_iter().zip(listeners) {
         adjust(&mut config);

@@ -44,6 +44,23 @@ pub enum NodeError {
         #[source]
         source: Box<NodeError>,
     },
+    /// TLS material (a certificate, a key, a CA) cannot be used: `field`
+    /// names the setting it came from, e.g. `tls.cert`.
+    #[error("tls: {field}: {reason}")]
+    Tls {
+        /// The setting, e.g. `tls.key`, or the file's role.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A certificate or key could not be generated.
+    #[error("cannot generate {what}: {reason}")]
+    CertGen {
+        /// What was being made, e.g. `the certificate of eu-west`.
+        what: String,
+        /// The generator's error.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

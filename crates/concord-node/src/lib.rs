@@ -12,21 +12,28 @@
 //! - [`client::Client`]: a Rust client;
 //! - [`driver`]: the engine thread and its group commit;
 //! - [`service`] and [`peer`]: the two gRPC services;
+//! - [`tls`], [`auth`], [`limits`] and [`certs`]: mutual TLS between
+//!   regions, client tokens and permissions, limits, and certificates for
+//!   local use;
 //! - [`metrics`]: Prometheus text on an HTTP port;
 //! - [`demo`] and [`bench`]: the `concord demo` and `concord bench` commands.
 
+pub mod auth;
 pub mod bench;
+pub mod certs;
 pub mod client;
 pub mod config;
 pub mod convert;
 pub mod demo;
 pub mod driver;
 mod error;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod service;
 pub mod status;
+pub mod tls;
 
 pub use error::NodeError;
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use concord_node::client::{Client, Read};
+use concord_node::client::{Client, ClientOptions, Read};
 use concord_node::config::{NodeConfig, WriteConcern};
 use concord_node::node::Node;
 use concord_node::{NodeError, pb};
@@ -24,6 +24,33 @@ struct Target {
     /// The node's gRPC address.
     #[arg(long, env = "CONCORD_ADDR", default_value = "http://127.0.0.1:7101")]
     addr: String,
+    /// The CA certificate (PEM) to trust: the connection is TLS with it,
+    /// plaintext without.
+    #[arg(long, env = "CONCORD_CA")]
+    ca: Option<std::path::PathBuf>,
+    /// The name to verify the node's certificate for (default: the
+    /// address's host).
+    #[arg(long, env = "CONCORD_TLS_DOMAIN")]
+    tls_domain: Option<String>,
+    /// The client's bearer token.
+    #[arg(long, env = "CONCORD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl Target {
+    async fn connect(&self) -> Result<Client, NodeError> {
+        let mut options = ClientOptions::default();
+        if let Some(ca) = &self.ca {
+            options = options.ca_file(ca)?;
+        }
+        if let Some(d) = &self.tls_domain {
+            options = options.domain(d.clone());
+        }
+        if let Some(t) = &self.token {
+            options = options.token(t.clone());
+        }
+        Client::connect_with(&self.addr, &options).await
+    }
 }
 
 #[derive(Subcommand)]
@@ -39,6 +66,24 @@ enum Cmd {
     Demo,
     /// Start nodes on loopback, drive writes, print throughput and lag.
     Bench(concord_node::bench::BenchArgs),
+    /// Make a CA and a certificate per region (for local use).
+    Certs {
+        /// Where to write ca.pem, ca.key, REGION.pem and REGION.key.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The regions, comma-separated (e.g. us-east,eu-west,ap-south).
+        #[arg(long, value_delimiter = ',', required = true)]
+        regions: Vec<String>,
+        /// More names or IPs every region certificate is valid for,
+        /// comma-separated (loopback is always in).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
+    },
+    /// Client tokens: make one, or hash one for `[[clients]]`.
+    Token {
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
     /// A node's channels, lag and RPO report.
     Status {
         #[command(flatten)]
@@ -91,6 +136,17 @@ enum Cmd {
         target: Target,
         #[command(subcommand)]
         action: ConflictCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Print a new random token and its sha256 (for `token_sha256`).
+    New,
+    /// Print the sha256 of a token (read from stdin if not given).
+    Hash {
+        /// The token.
+        token: Option<String>,
     },
 }
 
@@ -202,8 +258,55 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
                 println!("{report}");
             }
         }
+        Cmd::Certs {
+            out,
+            regions,
+            hosts,
+        } => {
+            let g = concord_node::certs::generate(&out, &regions, &hosts)?;
+            println!("CA:      {} (key {})", g.ca.display(), g.ca_key.display());
+            for r in &g.regions {
+                println!(
+                    "{:<8} {} (key {})",
+                    r.region,
+                    r.cert.display(),
+                    r.key.display()
+                );
+            }
+            println!(
+                "Each region's certificate names it as REGION.{} (and loopback); in each node's config:",
+                concord_node::certs::REGION_DOMAIN
+            );
+            println!(
+                "  [tls]\n  ca = \"{}\"\n  cert = \"<out>/REGION.pem\"\n  key = \"<out>/REGION.key\"",
+                g.ca.display()
+            );
+        }
+        Cmd::Token { action } => match action {
+            TokenCmd::New => {
+                let token = concord_node::auth::generate_token()?;
+                println!("token:        {token}");
+                println!("token_sha256: {}", concord_node::auth::hash_token(&token));
+            }
+            TokenCmd::Hash { token } => {
+                let token = match token {
+                    Some(t) => t,
+                    None => {
+                        let mut line = String::new();
+                        std::io::stdin()
+                            .read_line(&mut line)
+                            .map_err(|source| NodeError::Io {
+                                path: "(stdin)".into(),
+                                source,
+                            })?;
+                        line.trim_end_matches(['\r', '\n']).to_owned()
+                    }
+                };
+                println!("{}", concord_node::auth::hash_token(&token));
+            }
+        },
         Cmd::Status { target } => {
-            let s = Client::connect(&target.addr).await?.status().await?;
+            let s = target.connect().await?.status().await?;
             println!("region {} (id {})", s.region, s.region_id);
             println!(
                 "{:<12} {:<11} {:>9} {:>12} {:>10} {:>10} {:>10} {:>10}",
@@ -229,6 +332,17 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
                     r.origin, r.writes_not_applied, r.oldest_age_seconds
                 );
             }
+            if let Some(r) = &s.rejections {
+                println!(
+                    "refused requests: {} unauthenticated, {} permission denied, {} invalid, {} over a limit, {} TLS handshakes, {} peer streams",
+                    r.unauthenticated,
+                    r.permission_denied,
+                    r.invalid_argument,
+                    r.resource_exhausted,
+                    r.tls_handshakes,
+                    r.peer_streams
+                );
+            }
             println!(
                 "writes: {} local, {} replicated in; {} open conflicts, {} LWW losers, {} refused, {} withheld",
                 s.local_writes,
@@ -252,9 +366,7 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
             key,
             value,
         } => {
-            let mut c = Client::connect(&target.addr)
-                .await?
-                .with_concern(concern_pb(concern));
+            let mut c = target.connect().await?.with_concern(concern_pb(concern));
             let t = c.put(&collection, key.as_bytes(), value.as_bytes()).await?;
             println!("{}", token(&t));
         }
@@ -264,7 +376,7 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
             collection,
             key,
         } => {
-            let mut c = Client::connect(&target.addr).await?;
+            let mut c = target.connect().await?;
             let read = match after {
                 Some(a) => {
                     c.get_after(&collection, key.as_bytes(), parse_token(&a)?)
@@ -294,9 +406,7 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
             key,
             delta,
         } => {
-            let mut c = Client::connect(&target.addr)
-                .await?
-                .with_concern(concern_pb(concern));
+            let mut c = target.connect().await?.with_concern(concern_pb(concern));
             let t = c.increment(&collection, key.as_bytes(), delta).await?;
             println!("{}", token(&t));
         }
@@ -306,14 +416,12 @@ async fn run(cmd: Cmd) -> Result<(), NodeError> {
             collection,
             key,
         } => {
-            let mut c = Client::connect(&target.addr)
-                .await?
-                .with_concern(concern_pb(concern));
+            let mut c = target.connect().await?.with_concern(concern_pb(concern));
             let t = c.delete(&collection, key.as_bytes()).await?;
             println!("{}", token(&t));
         }
         Cmd::Conflicts { target, action } => {
-            let mut c = Client::connect(&target.addr).await?;
+            let mut c = target.connect().await?;
             match action {
                 ConflictCmd::List { all } => {
                     let items = c.conflicts(all).await?;

@@ -14,11 +14,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::NodeConfig;
+use crate::auth::Auth;
+use crate::config::{NodeConfig, TlsSetting};
 use crate::driver::{self, Command, DriverHandle, DriverSettings, NodeEngine};
+use crate::limits::{Gate, Rejections};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::peer::{PeerContext, PeerService};
 use crate::service::{ClientService, ServiceSettings};
+use crate::tls::TlsMaterial;
 use crate::{NodeError, pb};
 
 /// HTTP/2 flow-control window of a stream, in bytes.
@@ -69,6 +72,29 @@ impl Node {
         clock: Arc<dyn concord_clock::Clock>,
     ) -> Result<Self, NodeError> {
         config.validate()?;
+        let tls = match &config.tls {
+            Some(TlsSetting::Files(files)) => {
+                let m = TlsMaterial::load(files)?;
+                m.check(&config.region)?;
+                Some(Arc::new(m))
+            }
+            _ => {
+                tracing::warn!(
+                    region = %config.region,
+                    "INSECURE: tls.insecure = true: this node serves and replicates in plaintext, and does not authenticate its peers; use [tls] outside local experiments"
+                );
+                None
+            }
+        };
+        let auth = Arc::new(Auth::new(&config.clients));
+        if !auth.enabled() {
+            tracing::warn!(
+                region = %config.region,
+                "INSECURE: no [[clients]]: the client service is open to anyone who reaches it"
+            );
+        }
+        let server_tls = tls.as_ref().map(|m| m.server_config()).transpose()?;
+        let rejections = Arc::new(Rejections::default());
         std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::Io {
             path: config.data_dir.clone(),
             source,
@@ -98,6 +124,13 @@ impl Node {
             peers: config.peers().map(|p| p.id).collect(),
             max_snapshot_bytes: 4 << 30,
             conns: Arc::new(AtomicU64::new(1)),
+            tls: tls.clone(),
+            max_peer_batch: config.limits.max_peer_batch,
+            gate: Arc::new(Gate::new(
+                config.limits.max_concurrent_per_peer,
+                "limits.max_concurrent_per_peer",
+            )),
+            rejections: rejections.clone(),
         };
         let client = ClientService::new(
             driver.clone(),
@@ -107,6 +140,19 @@ impl Node {
                 write_concern: config.write_concern,
                 write_timeout: config.write_timeout,
                 read_wait: config.read_wait,
+            },
+            crate::service::Security {
+                auth,
+                tls: tls.clone(),
+                peers: config.peers().map(|p| p.name.clone()).collect(),
+                gate: Arc::new(Gate::new(
+                    config.limits.max_concurrent_per_client,
+                    "limits.max_concurrent_per_client",
+                )),
+                rejections: rejections.clone(),
+                limits: config.limits,
+                max_key_bytes: config.tuning.max_key_bytes,
+                max_value_bytes: config.tuning.max_value_bytes,
             },
             config
                 .peers()
@@ -129,6 +175,7 @@ impl Node {
                 reason: e.to_string(),
             })?;
         let router = tonic::transport::Server::builder()
+            .layer(crate::limits::TooLargeLayer::new(rejections.clone()))
             .tcp_nodelay(true)
             // Batches of a thousand writes are hundreds of KiB: HTTP/2's
             // default 64 KiB windows would stall every one on a round trip.
@@ -149,18 +196,38 @@ impl Node {
             );
         let mut tasks = Vec::new();
         let mut server_stop = stop_rx.clone();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "gRPC server failed");
+        let shutdown = async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        };
+        match server_tls {
+            Some(server_tls) => {
+                let incoming = crate::tls::incoming(
+                    listener,
+                    tokio_rustls::TlsAcceptor::from(server_tls),
+                    rejections.clone(),
+                    stop_rx.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                    {
+                        tracing::error!(error = %e, "gRPC server failed");
+                    }
+                }));
             }
-        }));
+            None => {
+                let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                    {
+                        tracing::error!(error = %e, "gRPC server failed");
+                    }
+                }));
+            }
+        }
         // The region with the lower id opens each pair's stream.
         for peer in config.peers().filter(|p| p.id > region) {
             let Some(address) = peer.address.clone() else {
@@ -220,7 +287,7 @@ impl Node {
                 }
             }));
         }
-        tracing::info!(region = %names.name(region), %addr, "node serving");
+        tracing::info!(region = %names.name(region), %addr, tls = tls.is_some(), "node serving");
         Ok(Self {
             config,
             addr,

@@ -7,6 +7,16 @@
 //! flows. The engine does the rest: it streams the writes past the peer's
 //! cursors in batches of many writes, bounded by a window of unacknowledged
 //! batches (flow control), and answers with acks after its group commits.
+//!
+//! With TLS on, both sides authenticate by certificate (mutual TLS): the
+//! dialer verifies that the node it reaches holds the certificate of the
+//! region it dials (`<region>.region.concord`), and the node taking the
+//! stream requires a client certificate from the configured CA that names
+//! the region of the hello, else `UNAUTHENTICATED` (no certificate) or
+//! `PERMISSION_DENIED` (another region). `Snapshot` needs a peer
+//! certificate too. Each region may have `limits.max_concurrent_per_peer`
+//! peer calls in progress, and a batch holds at most `limits.max_peer_batch`
+//! writes.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,6 +32,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::RegionNames;
 use crate::driver::{Command, DriverHandle};
+use crate::limits::{Gate, Rejections};
+use crate::tls::TlsMaterial;
 use crate::{NodeError, convert, pb};
 
 /// A snapshot travels in pieces of this size.
@@ -42,9 +54,53 @@ pub struct PeerContext {
     pub max_snapshot_bytes: usize,
     /// Connection numbers.
     pub conns: Arc<AtomicU64>,
+    /// TLS material (`None`: plaintext, `tls.insecure = true`).
+    pub tls: Option<Arc<TlsMaterial>>,
+    /// Most writes accepted in one batch from a peer.
+    pub max_peer_batch: usize,
+    /// Peer calls in progress, per region.
+    pub gate: Arc<Gate>,
+    /// Refusals, counted.
+    pub rejections: Arc<Rejections>,
 }
 
 impl PeerContext {
+    /// A refusal of a peer call, counted.
+    fn refuse(&self, status: Status) -> Status {
+        self.rejections.peer();
+        self.rejections.count(status)
+    }
+
+    /// With TLS on, the regions the caller's certificate names (it must
+    /// have one); `None` in plaintext.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Option<Vec<String>>, Status> {
+        if self.tls.is_none() {
+            return Ok(None);
+        }
+        match crate::tls::caller_regions(request) {
+            Some(regions) => Ok(Some(regions)),
+            None => Err(self.refuse(Status::unauthenticated(
+                "the peer service needs a region certificate (mutual TLS): this call came without a client certificate",
+            ))),
+        }
+    }
+
+    /// The certificate's region must be the hello's.
+    fn check_cert(&self, cert: Option<&[String]>, name: &str) -> Result<(), Status> {
+        match cert {
+            None => Ok(()),
+            Some([one]) if one == name => Ok(()),
+            Some(named) => Err(self.refuse(Status::permission_denied(format!(
+                "a peer says hello as {name:?}, but its certificate names {}",
+                if named.is_empty() {
+                    "no region".to_owned()
+                } else {
+                    named.join(", ")
+                }
+            )))),
+        }
+    }
+
     fn check_hello(
         &self,
         region: RegionId,
@@ -158,8 +214,19 @@ async fn pump(
                 .map_err(|_| Status::unavailable("the node is stopping"))?;
             continue;
         }
-        let (message, name) =
-            convert::frame(frame).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if let Some(pb::peer_frame::Frame::Batch(b)) = &frame.frame
+            && b.writes.len() > ctx.max_peer_batch
+        {
+            return Err(ctx.rejections.count(Status::invalid_argument(format!(
+                "batch.writes: {} writes, more than limits.max_peer_batch ({})",
+                b.writes.len(),
+                ctx.max_peer_batch
+            ))));
+        }
+        let (message, name) = convert::frame(frame).map_err(|e| {
+            ctx.rejections
+                .count(Status::invalid_argument(e.to_string()))
+        })?;
         if let (PeerMessage::Hello { region, .. }, Some(name)) = (&message, name) {
             ctx.check_hello(*region, &name, Some(peer))?;
         }
@@ -212,6 +279,13 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         request: Request<Streaming<pb::PeerFrame>>,
     ) -> Result<Response<Self::ReplicateStream>, Status> {
+        let cert = self.ctx.caller(&request)?;
+        // With TLS, the certificate names the caller before its hello does.
+        let mut permit = cert
+            .as_ref()
+            .map(|c| self.ctx.gate.enter(&c.join(",")))
+            .transpose()
+            .map_err(|s| self.ctx.refuse(s))?;
         let mut inbound = request.into_inner();
         let first = inbound
             .message()
@@ -223,7 +297,13 @@ impl pb::peer_server::Peer for PeerService {
             return Err(Status::invalid_argument("the first frame must be a hello"));
         };
         let peer = *region;
-        self.ctx.check_hello(peer, &name, None)?;
+        self.ctx.check_cert(cert.as_deref(), &name)?;
+        self.ctx
+            .check_hello(peer, &name, None)
+            .map_err(|s| self.ctx.refuse(s))?;
+        if permit.is_none() {
+            permit = Some(self.ctx.gate.enter(&name).map_err(|s| self.ctx.refuse(s))?);
+        }
         let (conn, outbound) =
             open(&self.ctx, peer).map_err(|_| Status::unavailable("the node is stopping"))?;
         self.ctx
@@ -236,6 +316,7 @@ impl pb::peer_server::Peer for PeerService {
             .map_err(|_| Status::unavailable("the node is stopping"))?;
         let ctx = self.ctx.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(status) = pump(&ctx, inbound, peer, conn).await {
                 tracing::warn!(%peer, %status, "replication stream from peer ended");
             }
@@ -248,8 +329,30 @@ impl pb::peer_server::Peer for PeerService {
 
     async fn snapshot(
         &self,
-        _request: Request<pb::SnapshotRequest>,
+        request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let key =
+            match self.ctx.caller(&request)? {
+                None => "(plaintext)".to_owned(),
+                Some(regions) => {
+                    let peer = match regions.as_slice() {
+                        [one] => self
+                            .ctx
+                            .names
+                            .id(one)
+                            .filter(|id| self.ctx.peers.contains(id)),
+                        _ => None,
+                    };
+                    if peer.is_none() {
+                        return Err(self.ctx.refuse(Status::permission_denied(format!(
+                        "a snapshot is for peers: the certificate names {}, not one peer region",
+                        if regions.is_empty() { "no region".to_owned() } else { regions.join(", ") }
+                    ))));
+                    }
+                    regions.join(",")
+                }
+            };
+        let _permit = self.ctx.gate.enter(&key).map_err(|s| self.ctx.refuse(s))?;
         let message = self
             .ctx
             .driver
@@ -309,11 +412,25 @@ async fn connect(
     address: &str,
     max_message_bytes: usize,
 ) -> Result<(), NodeError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(address.to_owned())
-        .map_err(|source| NodeError::Connect {
+    let target = match &ctx.tls {
+        Some(_) => crate::tls::https(address),
+        None => address.to_owned(),
+    };
+    let mut endpoint =
+        tonic::transport::Endpoint::from_shared(target).map_err(|source| NodeError::Connect {
             addr: address.to_owned(),
             source,
-        })?
+        })?;
+    if let Some(tls) = &ctx.tls {
+        let domain = crate::certs::region_dns_name(&ctx.names.name(peer));
+        endpoint = endpoint
+            .tls_config(tls.dial_config(&domain))
+            .map_err(|source| NodeError::Connect {
+                addr: address.to_owned(),
+                source,
+            })?;
+    }
+    let endpoint = endpoint
         .connect_timeout(Duration::from_secs(2))
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(crate::node::WINDOW))

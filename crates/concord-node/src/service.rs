@@ -1,5 +1,11 @@
 //! The client service: `Put`, `Get`, `Delete`, `Increment`, the conflict
 //! queue, `Status` and ownership, over the engine thread.
+//!
+//! Every call is authenticated first ([`crate::auth`]): reads need read
+//! permission on the collection, writes write permission, and `Takeover`,
+//! `Handoff` and `ResolveConflict` the admin role. Then the limits
+//! ([`crate::limits`]): calls in progress per client, keys and values, items
+//! of a `WriteMany`. Every refusal is counted and reported by `Status`.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -11,12 +17,15 @@ use concord_core::{
     ReadValue, Version, WriteRef,
 };
 use concord_crdt::RegionId;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::{AUTHORIZATION, Auth, Principal};
 use crate::config::{RegionNames, WriteConcern};
 use crate::driver::{Command, DriverHandle, Durable, Needed, WriteReply};
+use crate::limits::{Gate, Limits, Rejections};
+use crate::tls::TlsMaterial;
 use crate::{NodeError, convert, pb};
 
 /// A [`CoreError`] as the gRPC status a client gets.
@@ -71,6 +80,47 @@ pub struct ServiceSettings {
     pub read_wait: Duration,
 }
 
+/// Who may call the client service, and its limits.
+#[derive(Clone)]
+pub struct Security {
+    /// The configured clients.
+    pub auth: Arc<Auth>,
+    /// TLS material, to dial owners when forwarding (`None`: plaintext).
+    pub tls: Option<Arc<TlsMaterial>>,
+    /// The peer regions' names (a write forwarded by one is accepted).
+    pub peers: Vec<String>,
+    /// Calls in progress per client.
+    pub gate: Arc<Gate>,
+    /// Refusals, counted.
+    pub rejections: Arc<Rejections>,
+    /// Count limits.
+    pub limits: Limits,
+    /// Largest key accepted, bytes.
+    pub max_key_bytes: usize,
+    /// Largest value accepted, bytes.
+    pub max_value_bytes: usize,
+}
+
+impl Security {
+    /// Open access, plaintext, default limits (for a service built in code).
+    pub fn open() -> Self {
+        let tuning = crate::config::Tuning::default();
+        Self {
+            auth: Arc::new(Auth::default()),
+            tls: None,
+            peers: Vec::new(),
+            gate: Arc::new(Gate::new(
+                Limits::default().max_concurrent_per_client,
+                "limits.max_concurrent_per_client",
+            )),
+            rejections: Arc::new(Rejections::default()),
+            limits: Limits::default(),
+            max_key_bytes: tuning.max_key_bytes,
+            max_value_bytes: tuning.max_value_bytes,
+        }
+    }
+}
+
 /// The client gRPC service.
 #[derive(Clone)]
 pub struct ClientService {
@@ -78,6 +128,7 @@ pub struct ClientService {
     region: RegionId,
     names: RegionNames,
     settings: ServiceSettings,
+    security: Security,
     /// Client addresses of the other regions (for forwarding to an owner).
     addresses: Arc<HashMap<RegionId, String>>,
     /// Connections to owners, made on first use.
@@ -99,6 +150,7 @@ impl ClientService {
         region: RegionId,
         names: RegionNames,
         settings: ServiceSettings,
+        security: Security,
         addresses: HashMap<RegionId, String>,
     ) -> Self {
         Self {
@@ -106,9 +158,80 @@ impl ClientService {
             region,
             names,
             settings,
+            security,
             addresses: Arc::new(addresses),
             owners: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// A refusal, counted.
+    fn reject(&self, status: Status) -> Status {
+        self.security.rejections.count(status)
+    }
+
+    /// Authenticates a call and takes a slot of its client's concurrency.
+    fn admit<T>(&self, request: &Request<T>) -> Result<(Principal, OwnedSemaphorePermit), Status> {
+        let forwarded = request.metadata().contains_key(FORWARDED);
+        let peer = if forwarded {
+            crate::tls::caller_regions(request).and_then(|r| match r.as_slice() {
+                [one] if self.security.peers.contains(one) => Some(one.clone()),
+                _ => None,
+            })
+        } else {
+            None
+        };
+        let principal = self
+            .security
+            .auth
+            .authenticate(request.metadata(), peer, forwarded)
+            .map_err(|s| self.reject(s))?;
+        let permit = self
+            .security
+            .gate
+            .enter(&principal.key())
+            .map_err(|s| self.reject(s))?;
+        Ok((principal, permit))
+    }
+
+    /// Refuses a key or value over the size limits (`at` prefixes the field).
+    fn check_sizes(&self, at: &str, key: &[u8], value: Option<&[u8]>) -> Result<(), Status> {
+        if key.len() > self.security.max_key_bytes {
+            return Err(self.reject(Status::invalid_argument(format!(
+                "{at}key: {} bytes, more than tuning.max_key_bytes ({})",
+                key.len(),
+                self.security.max_key_bytes
+            ))));
+        }
+        if let Some(v) = value
+            && v.len() > self.security.max_value_bytes
+        {
+            return Err(self.reject(Status::invalid_argument(format!(
+                "{at}value: {} bytes, more than tuning.max_value_bytes ({})",
+                v.len(),
+                self.security.max_value_bytes
+            ))));
+        }
+        Ok(())
+    }
+
+    /// A client write after its checks: authenticated, permitted, sizes.
+    async fn checked_write(
+        &self,
+        principal: &Principal,
+        forwarded: bool,
+        authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        request: Forward,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let (collection, key, value) = match &request {
+            Forward::Put(r) => (&r.collection, &r.key, Some(r.value.as_slice())),
+            Forward::Delete(r) => (&r.collection, &r.key, None),
+            Forward::Increment(r) => (&r.collection, &r.key, None),
+        };
+        principal
+            .can_write(collection, forwarded)
+            .map_err(|s| self.reject(s))?;
+        self.check_sizes("", key, value)?;
+        self.write(forwarded, authorization, request).await
     }
 
     /// A core error as a status, with region names for ids.
@@ -134,6 +257,7 @@ impl ClientService {
     async fn forward(
         &self,
         owner: RegionId,
+        authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
         write: Forward,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let mut client = {
@@ -147,8 +271,19 @@ impl ClientService {
                             self.names.name(owner)
                         ))
                     })?;
-                    let channel = tonic::transport::Endpoint::from_shared(address.clone())
-                        .map_err(|e| Status::internal(format!("owner address {address}: {e}")))?
+                    let target = match &self.security.tls {
+                        Some(_) => crate::tls::https(address),
+                        None => address.clone(),
+                    };
+                    let mut endpoint = tonic::transport::Endpoint::from_shared(target)
+                        .map_err(|e| Status::internal(format!("owner address {address}: {e}")))?;
+                    if let Some(tls) = &self.security.tls {
+                        let domain = crate::certs::region_dns_name(&self.names.name(owner));
+                        endpoint = endpoint.tls_config(tls.dial_config(&domain)).map_err(|e| {
+                            Status::internal(format!("owner address {address}: {e}"))
+                        })?;
+                    }
+                    let channel = endpoint
                         .connect_timeout(Duration::from_secs(2))
                         .connect()
                         .await
@@ -166,16 +301,24 @@ impl ClientService {
                 }
             }
         };
-        fn mark<T>(t: T) -> Request<T> {
+        fn mark<T>(
+            t: T,
+            authorization: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        ) -> Request<T> {
             let mut r = Request::new(t);
             r.metadata_mut()
                 .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+            // Without TLS the owner knows the client only by its token.
+            if let Some(a) = authorization {
+                r.metadata_mut().insert(AUTHORIZATION, a.clone());
+            }
             r
         }
+        let a = authorization.as_ref();
         match write {
-            Forward::Put(r) => client.put(mark(r)).await,
-            Forward::Delete(r) => client.delete(mark(r)).await,
-            Forward::Increment(r) => client.increment(mark(r)).await,
+            Forward::Put(r) => client.put(mark(r, a)).await,
+            Forward::Delete(r) => client.delete(mark(r, a)).await,
+            Forward::Increment(r) => client.increment(mark(r, a)).await,
         }
     }
 
@@ -315,6 +458,7 @@ impl ClientService {
     async fn write(
         &self,
         forwarded: bool,
+        authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
         request: Forward,
     ) -> Result<Response<pb::WriteResponse>, Status> {
         let (collection, key, op, context, concern) = match &request {
@@ -348,7 +492,7 @@ impl ClientService {
                 owner,
                 forward: true,
                 ..
-            })) if !forwarded => self.forward(owner, request).await,
+            })) if !forwarded => self.forward(owner, authorization, request).await,
             Err(e) => Err(self.status(&e)),
             Ok(r) => Ok(r),
         }
@@ -460,27 +604,48 @@ impl pb::concord_server::Concord for ClientService {
         &self,
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        let (principal, _permit) = self.admit(&request)?;
         let forwarded = request.metadata().contains_key(FORWARDED);
-        self.write(forwarded, Forward::Put(request.into_inner()))
-            .await
+        let authorization = request.metadata().get(AUTHORIZATION).cloned();
+        self.checked_write(
+            &principal,
+            forwarded,
+            authorization,
+            Forward::Put(request.into_inner()),
+        )
+        .await
     }
 
     async fn delete(
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        let (principal, _permit) = self.admit(&request)?;
         let forwarded = request.metadata().contains_key(FORWARDED);
-        self.write(forwarded, Forward::Delete(request.into_inner()))
-            .await
+        let authorization = request.metadata().get(AUTHORIZATION).cloned();
+        self.checked_write(
+            &principal,
+            forwarded,
+            authorization,
+            Forward::Delete(request.into_inner()),
+        )
+        .await
     }
 
     async fn increment(
         &self,
         request: Request<pb::IncrementRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        let (principal, _permit) = self.admit(&request)?;
         let forwarded = request.metadata().contains_key(FORWARDED);
-        self.write(forwarded, Forward::Increment(request.into_inner()))
-            .await
+        let authorization = request.metadata().get(AUTHORIZATION).cloned();
+        self.checked_write(
+            &principal,
+            forwarded,
+            authorization,
+            Forward::Increment(request.into_inner()),
+        )
+        .await
     }
 
     async fn write_many(
@@ -488,9 +653,30 @@ impl pb::concord_server::Concord for ClientService {
         request: Request<pb::WriteManyRequest>,
     ) -> Result<Response<pb::WriteManyResponse>, Status> {
         use pb::write_item::Op as ItemOp;
+        let (principal, _permit) = self.admit(&request)?;
         let r = request.into_inner();
         if r.writes.is_empty() {
             return Err(Status::invalid_argument("writes: empty"));
+        }
+        if r.writes.len() > self.security.limits.max_write_many {
+            return Err(self.reject(Status::invalid_argument(format!(
+                "writes: {} items, more than limits.max_write_many ({})",
+                r.writes.len(),
+                self.security.limits.max_write_many
+            ))));
+        }
+        for (i, w) in r.writes.iter().enumerate() {
+            principal.can_write(&w.collection, false).map_err(|s| {
+                self.reject(Status::new(
+                    s.code(),
+                    format!("writes[{i}]: {}", s.message()),
+                ))
+            })?;
+            let value = match &w.op {
+                Some(ItemOp::Put(v)) => Some(v.as_slice()),
+                _ => None,
+            };
+            self.check_sizes(&format!("writes[{i}]."), &w.key, value)?;
         }
         let count = r.writes.len();
         let mut writes = Vec::with_capacity(count);
@@ -545,7 +731,11 @@ impl pb::concord_server::Concord for ClientService {
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
         use pb::get_response::{Missing, Result as R};
+        let (principal, _permit) = self.admit(&request)?;
         let r = request.into_inner();
+        principal
+            .can_read(&r.collection)
+            .map_err(|s| self.reject(s))?;
         let collection = collection_of(&r.collection)?;
         let after = r
             .after
@@ -599,10 +789,14 @@ impl pb::concord_server::Concord for ClientService {
         &self,
         request: Request<pb::ListConflictsRequest>,
     ) -> Result<Response<pb::ListConflictsResponse>, Status> {
+        let (principal, _permit) = self.admit(&request)?;
         let r = request.into_inner();
         let filter = if r.collection.is_empty() {
             None
         } else {
+            principal
+                .can_read(&r.collection)
+                .map_err(|s| self.reject(s))?;
             Some(collection_of(&r.collection)?)
         };
         let names = self.names.clone();
@@ -618,6 +812,7 @@ impl pb::concord_server::Concord for ClientService {
                     .conflicts()
                     .filter(|i| r.include_closed || i.status.is_open())
                     .filter(|i| filter.as_ref().is_none_or(|c| &i.entity.collection == c))
+                    .filter(|i| principal.reads(i.entity.collection.as_str()))
                     .take(limit)
                     .map(|i| item_to_pb(i, &names))
                     .collect();
@@ -637,11 +832,14 @@ impl pb::concord_server::Concord for ClientService {
         &self,
         request: Request<pb::WatchConflictsRequest>,
     ) -> Result<Response<Self::WatchConflictsStream>, Status> {
+        let (principal, permit) = self.admit(&request)?;
         let mut after = request.into_inner().after;
         let driver = self.driver.clone();
         let names = self.names.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
+            // The watch counts against its client's calls while it is open.
+            let _permit = permit;
             let mut changes = driver.queue_changes();
             loop {
                 let names = names.clone();
@@ -660,6 +858,9 @@ impl pb::concord_server::Concord for ClientService {
                 };
                 for item in items {
                     after = after.max(item.position);
+                    if !principal.reads(&item.collection) {
+                        continue;
+                    }
                     if tx.send(Ok(item)).await.is_err() {
                         return;
                     }
@@ -679,7 +880,20 @@ impl pb::concord_server::Concord for ClientService {
         &self,
         request: Request<pb::ResolveConflictRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
+        let (principal, _permit) = self.admit(&request)?;
+        principal
+            .can_admin("ResolveConflict")
+            .map_err(|s| self.reject(s))?;
         let r = request.into_inner();
+        if let Some(v) = &r.value
+            && v.len() > self.security.max_value_bytes
+        {
+            return Err(self.reject(Status::invalid_argument(format!(
+                "value: {} bytes, more than tuning.max_value_bytes ({})",
+                v.len(),
+                self.security.max_value_bytes
+            ))));
+        }
         let (needed, timeout) = self.needed(r.concern.as_ref())?;
         self.submit(
             |reply| Command::Resolve {
@@ -695,14 +909,16 @@ impl pb::concord_server::Concord for ClientService {
 
     async fn status(
         &self,
-        _request: Request<pb::StatusRequest>,
+        request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        let _admitted = self.admit(&request)?;
         let names = self.names.clone();
-        let status = self
+        let mut status = self
             .driver
             .inspect(move |e| crate::status::status_of_engine(e, &names))
             .await
             .map_err(|e| status_of_node(&e))?;
+        status.rejections = Some(self.security.rejections.to_pb());
         Ok(Response::new(status))
     }
 
@@ -710,7 +926,11 @@ impl pb::concord_server::Concord for ClientService {
         &self,
         request: Request<pb::OwnerRequest>,
     ) -> Result<Response<pb::OwnerResponse>, Status> {
+        let (principal, _permit) = self.admit(&request)?;
         let r = request.into_inner();
+        principal
+            .can_read(&r.collection)
+            .map_err(|s| self.reject(s))?;
         let collection = collection_of(&r.collection)?;
         let c = collection.clone();
         let (owner, epoch) = self
@@ -740,6 +960,10 @@ impl pb::concord_server::Concord for ClientService {
         &self,
         request: Request<pb::TakeoverRequest>,
     ) -> Result<Response<pb::TakeoverResponse>, Status> {
+        let (principal, _permit) = self.admit(&request)?;
+        principal
+            .can_admin("Takeover")
+            .map_err(|s| self.reject(s))?;
         let r = request.into_inner();
         let from = self.names.id(&r.from).ok_or_else(|| {
             Status::invalid_argument(format!("from: unknown region {:?}", r.from))
@@ -769,6 +993,8 @@ impl pb::concord_server::Concord for ClientService {
         request: Request<pb::HandoffRequest>,
     ) -> Result<Response<pb::HandoffResponse>, Status> {
         use concord_core::HandoffStatus;
+        let (principal, _permit) = self.admit(&request)?;
+        principal.can_admin("Handoff").map_err(|s| self.reject(s))?;
         let r = request.into_inner();
         let collection = collection_of(&r.collection)?;
         let to = self

@@ -83,6 +83,7 @@ pub fn status_of_engine(e: &NodeEngine, names: &RegionNames) -> pb::StatusRespon
             .map(|f| failover_to_pb(f, names))
             .collect(),
         ownership_epoch: e.ownership_epoch(),
+        rejections: None,
     }
 }
 

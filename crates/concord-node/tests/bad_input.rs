@@ -147,7 +147,7 @@ async fn bad_client_requests_get_their_status_and_the_node_keeps_serving() {
         .put(put("hlcs", b"huge", vec![7u8; MAX_MESSAGE + 1024]))
         .await
         .expect_err("oversize message");
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(err.message().contains("too large"), "{}", err.message());
     cluster.assert_serving(0, "hlcs").await;
     assert_eq!(
@@ -246,13 +246,11 @@ impl Codec for RawCodec {
     }
 }
 
-async fn raw_grpc(addr: SocketAddr) -> tonic::client::Grpc<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect");
-    tonic::client::Grpc::new(channel)
+async fn raw_grpc(addr: SocketAddr) -> tonic::client::Grpc<concord_node::client::Transport> {
+    // The admin token for the client service, ap-south's certificate for
+    // the peer service.
+    let channel = support::tls_channel(addr, Some("ap-south")).await;
+    tonic::client::Grpc::new(support::with_token(channel))
 }
 
 async fn unary_bytes(
@@ -370,7 +368,7 @@ async fn a_peer_without_a_hello_or_claiming_another_region_is_refused() {
         cluster.assert_serving(0, "hlcs").await;
     }
     // A stream that closes before its hello.
-    let mut peer = support::peer_client(addr).await;
+    let mut peer = support::peer_client(addr, "ap-south").await;
     let err = peer
         .replicate(tokio_stream::iter(Vec::<pb::PeerFrame>::new()))
         .await
@@ -744,11 +742,11 @@ async fn a_stream_that_stops_mid_batch_leaves_the_node_serving_and_the_peer_reco
     let batch = batch_frame(3, &writes).encode_to_vec();
 
     for cut in [batch.len() / 2, 1, batch.len() - 1] {
-        let tcp = tokio::net::TcpStream::connect(addr).await.expect("tcp");
+        let tcp = support::tls_stream(addr, "ap-south").await;
         let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
         let conn = tokio::spawn(connection);
         let mut client = client.ready().await.expect("h2 ready");
-        let request = http::Request::post(format!("http://{addr}/concord.v1.Peer/Replicate"))
+        let request = http::Request::post(format!("https://{addr}/concord.v1.Peer/Replicate"))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
             .body(())

@@ -8,15 +8,21 @@ use std::time::Duration;
 use concord_core::{Collection, LagThresholds, Policy, Replication, SkewAction};
 use concord_crdt::RegionId;
 use concord_node::NodeError;
+use concord_node::auth::ClientSpec;
 use concord_node::config::{
-    CollectionSpec, NodeConfig, RegionEntry, RegionNames, Tuning, WriteConcern,
+    CollectionSpec, NodeConfig, RegionEntry, RegionNames, TlsSetting, Tuning, WriteConcern,
 };
+use concord_node::limits::Limits;
+use concord_node::tls::TlsFiles;
 
 /// A small valid config: two regions, three collections.
 const BASE: &str = r#"
 region = "us-east"
 listen = "127.0.0.1:7101"
 data_dir = "./data/us-east"
+
+[tls]
+insecure = true
 
 [[regions]]
 name = "us-east"
@@ -276,6 +282,28 @@ fn custom() -> NodeConfig {
             max_key_bytes: 100,
             max_value_bytes: 2000,
             max_message_bytes: 1 << 20,
+        },
+        tls: Some(TlsSetting::Files(TlsFiles {
+            ca: "/etc/concord/ca.pem".into(),
+            cert: "/etc/concord/eu-west.pem".into(),
+            key: "/etc/concord/eu-west.key".into(),
+        })),
+        clients: vec![
+            ClientSpec {
+                name: "reader".into(),
+                token_sha256: concord_node::auth::hash_token("r"),
+                read: vec!["counts".into(), "scratch".into()],
+                write: Vec::new(),
+                admin: false,
+            },
+            ClientSpec::admin("ops", concord_node::auth::hash_token("o")),
+        ],
+        limits: Limits {
+            max_write_many: 10,
+            max_peer_batch: 6000,
+            max_siblings: 20,
+            max_concurrent_per_client: 3,
+            max_concurrent_per_peer: 2,
         },
     }
 }

@@ -14,11 +14,8 @@ use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 
 async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("connect")
+    // Health and reflection need TLS, and no token.
+    support::tls_channel(addr, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ mod process_support;
 use std::time::Duration;
 
 use concord_node::client::{Client, Read};
-use process_support::{Cluster, NAMES, PATIENCE, Spec, cli, eventually, values};
+use process_support::{Cluster, NAMES, PATIENCE, Spec, cli_of, eventually, values};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -83,8 +83,8 @@ async fn channel(c: &mut Client, peer: &str) -> Option<(String, bool)> {
 }
 
 /// `concord status` of the node at `addr`: the line of `peer`'s channel.
-fn status_line(addr: &str, peer: &str) -> String {
-    let (ok, out) = cli(&["status", "--addr", addr]);
+fn status_line(cluster: &Cluster, addr: &str, peer: &str) -> String {
+    let (ok, out) = cli_of(cluster, &["status", "--addr", addr]);
     assert!(ok, "concord status failed: {out}");
     out.lines()
         .find(|l| l.starts_with(peer))
@@ -120,7 +120,7 @@ async fn partition_through_a_proxy_then_heal() {
     let t = ca.put("hlc", b"before", b"from-a").await.expect("put");
     let r = cb.get_after("hlc", b"before", t).await.expect("get after");
     assert_eq!(values(&r), vec!["from-a".to_owned()]);
-    assert!(status_line(&addr_a, b).contains("active"));
+    assert!(status_line(&cluster, &addr_a, b).contains("active"));
 
     // Cut. Each side sees the channel go down.
     proxy.cut();
@@ -140,7 +140,7 @@ async fn partition_through_a_proxy_then_heal() {
         );
     }
     for (addr, peer) in [(&addr_a, b), (&addr_b, a)] {
-        let line = status_line(addr, peer);
+        let line = status_line(&cluster, addr, peer);
         assert!(
             (line.contains("failed") || line.contains("lagging")) && line.contains("down"),
             "concord status during the partition: {line}"
@@ -267,7 +267,7 @@ async fn partition_through_a_proxy_then_heal() {
         );
     }
     for (addr, peer) in [(&addr_a, b), (&addr_b, a)] {
-        let line = status_line(addr, peer);
+        let line = status_line(&cluster, addr, peer);
         assert!(
             line.contains("active") && line.contains("up"),
             "concord status after the heal: {line}"

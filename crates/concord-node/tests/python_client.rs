@@ -33,7 +33,11 @@ fn python() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Python with grpcio and grpcio-tools (CONCORD_PYTHON); .ci/run installs them"]
 async fn python_grpcio_client_puts_gets_and_increments() {
-    let mut cluster = Cluster::new(Spec::new(1));
+    // The Python script speaks plaintext without a token: an explicitly
+    // insecure node (TLS and tokens are the Rust tests' business).
+    let mut spec = Spec::new(1);
+    spec.insecure = true;
+    let mut cluster = Cluster::new(spec);
     cluster.start().await;
     let python = python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/client_test.py");

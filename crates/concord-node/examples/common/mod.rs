@@ -129,7 +129,7 @@ impl Cluster {
         for l in &listeners {
             addrs.push(l.local_addr()?);
         }
-        let mut configs = local_configs(&names, &addrs, dir.path());
+        let mut configs = local_configs(&names, &addrs, dir.path())?;
         for config in &mut configs {
             for (name, collection) in extra {
                 config

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use concord_node::client::{Client, Read};
+use concord_node::client::{Client, ClientOptions, Read};
 use concord_node::pb;
 
 /// The binary under test.
@@ -76,6 +76,9 @@ pub(crate) struct Spec {
     pub(crate) heartbeat_ms: u64,
     /// `checkpoint_every` of `[tuning]` (none: the default).
     pub(crate) checkpoint_every: Option<u64>,
+    /// Plaintext (`tls.insecure = true`, open access) instead of TLS with
+    /// the local PKI's certificates and admin token.
+    pub(crate) insecure: bool,
 }
 
 impl Spec {
@@ -86,6 +89,7 @@ impl Spec {
             failed_after_ms: 3000,
             heartbeat_ms: 100,
             checkpoint_every: None,
+            insecure: false,
         }
     }
 }
@@ -224,6 +228,13 @@ impl Cluster {
     pub(crate) fn new(spec: Spec) -> Self {
         assert!((1..=NAMES.len()).contains(&spec.regions));
         let dir = tempfile::tempdir().expect("tempdir");
+        if !spec.insecure {
+            let pki = concord_node::certs::local().expect("the local PKI");
+            for name in &NAMES[..spec.regions] {
+                pki.write_region(&dir.path().join("tls"), name)
+                    .expect("write the region's certificate");
+            }
+        }
         let nodes = (0..spec.regions)
             .map(|i| NodeProc {
                 name: NAMES[i].to_owned(),
@@ -265,6 +276,16 @@ impl Cluster {
         if let Some(n) = self.spec.checkpoint_every {
             let _ = writeln!(t, "checkpoint_every = {n}");
         }
+        let _ = writeln!(t, "\n[tls]");
+        if self.spec.insecure {
+            let _ = writeln!(t, "insecure = true");
+        } else {
+            let tls = self.dir.path().join("tls");
+            let path = |f: String| format!("{:?}", tls.join(f).display().to_string());
+            let _ = writeln!(t, "ca = {}", path("ca.pem".into()));
+            let _ = writeln!(t, "cert = {}", path(format!("{}.pem", me.name)));
+            let _ = writeln!(t, "key = {}", path(format!("{}.key", me.name)));
+        }
         for (j, n) in self.nodes.iter().enumerate() {
             let _ = writeln!(t, "\n[[regions]]");
             let _ = writeln!(t, "name = {:?}", n.name);
@@ -283,7 +304,28 @@ impl Cluster {
             let _ = writeln!(t, "name = {:?}", c.name);
             let _ = writeln!(t, "policy = {:?}", c.policy);
         }
+        if !self.spec.insecure {
+            let pki = concord_node::certs::local().expect("the local PKI");
+            let _ = writeln!(t, "\n[[clients]]");
+            let _ = writeln!(t, "name = \"local-admin\"");
+            let _ = writeln!(
+                t,
+                "token_sha256 = {:?}",
+                concord_node::auth::hash_token(pki.admin_token())
+            );
+            let _ = writeln!(t, "read = [\"*\"]\nwrite = [\"*\"]\nadmin = true");
+        }
         t
+    }
+
+    /// How the tests' clients connect: the local PKI's CA and admin token,
+    /// or plaintext.
+    pub(crate) fn options(&self) -> ClientOptions {
+        if self.spec.insecure {
+            ClientOptions::default()
+        } else {
+            ClientOptions::local().expect("the local PKI")
+        }
     }
 
     fn write_configs(&self) {
@@ -347,7 +389,7 @@ impl Cluster {
             if let Some(status) = self.nodes[i].exited() {
                 return Err(format!("{} exited early: {status}", self.nodes[i].name));
             }
-            if let Ok(mut c) = Client::connect(&self.nodes[i].addr()).await
+            if let Ok(mut c) = Client::connect_with(&self.nodes[i].addr(), &self.options()).await
                 && let Ok(s) = c.status().await
             {
                 if s.region == self.nodes[i].name {
@@ -372,7 +414,7 @@ impl Cluster {
     pub(crate) async fn client(&self, i: usize) -> Client {
         let start = Instant::now();
         loop {
-            match Client::connect(&self.nodes[i].addr()).await {
+            match Client::connect_with(&self.nodes[i].addr(), &self.options()).await {
                 Ok(c) => return c,
                 Err(e) if start.elapsed() > PATIENCE => {
                     panic!("connect to {}: {e}", self.nodes[i].name)
@@ -549,8 +591,25 @@ pub(crate) fn values(read: &Read) -> Vec<String> {
 }
 
 /// Runs `concord <args>` to completion and returns (success, stdout).
+/// Runs `concord ARGS` (for commands that talk to a node of `cluster`:
+/// its CA and the admin token through the environment).
+pub(crate) fn cli_of(cluster: &Cluster, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(CONCORD);
+    if !cluster.spec.insecure {
+        let pki = concord_node::certs::local().expect("the local PKI");
+        command
+            .env("CONCORD_CA", cluster.path().join("tls").join("ca.pem"))
+            .env("CONCORD_TOKEN", pki.admin_token());
+    }
+    run_cli(command, args)
+}
+
 pub(crate) fn cli(args: &[&str]) -> (bool, String) {
-    let out = Command::new(CONCORD)
+    run_cli(Command::new(CONCORD), args)
+}
+
+fn run_cli(mut command: Command, args: &[&str]) -> (bool, String) {
+    let out = command
         .args(args)
         .stdin(Stdio::null())
         .output()

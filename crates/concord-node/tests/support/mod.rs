@@ -12,7 +12,7 @@ use concord_core::{
     Collection, CollectionConfig, Op, OwnershipConfig, Policy, TaggedWrite, WriteBatch,
 };
 use concord_crdt::RegionId;
-use concord_node::client::Client;
+use concord_node::client::{BearerToken, Client, ClientOptions, Transport};
 use concord_node::config::{CollectionSpec, NodeConfig, RegionEntry, Tuning};
 use concord_node::demo::{local_configs, loopback_listeners};
 use concord_node::node::Node;
@@ -71,7 +71,7 @@ pub(crate) fn configs(
     dir: &std::path::Path,
     collections: &[CollectionSpec],
 ) -> Vec<NodeConfig> {
-    let mut out = local_configs(names, addrs, dir);
+    let mut out = local_configs(names, addrs, dir).expect("local configurations");
     for c in &mut out {
         c.collections = collections.to_vec();
     }
@@ -275,26 +275,61 @@ pub(crate) async fn bind_again(addr: SocketAddr) -> TcpListener {
     }
 }
 
-/// A client of the node at `addr`.
+/// The process's local PKI (the CA and admin token of every cluster here).
+pub(crate) fn pki() -> &'static concord_node::certs::LocalPki {
+    concord_node::certs::local().expect("the local PKI")
+}
+
+/// How the tests' clients connect: the local CA and the admin token.
+pub(crate) fn options() -> ClientOptions {
+    ClientOptions::default()
+        .ca_pem(pki().ca_pem())
+        .token(pki().admin_token())
+}
+
+/// A client of the node at `addr` (TLS, the admin token).
 pub(crate) async fn client(addr: SocketAddr) -> Client {
-    Client::connect(&format!("http://{addr}"))
+    Client::connect_with(&format!("https://{addr}"), &options())
         .await
         .expect("client connects")
 }
 
-/// A raw generated client of the node's peer service at `addr`.
-pub(crate) async fn peer_client(addr: SocketAddr) -> pb::peer_client::PeerClient<Channel> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+/// A TLS channel to `addr` trusting the local CA, presenting the local
+/// certificate of `region` if any (a peer), without a token.
+pub(crate) async fn tls_channel(addr: SocketAddr, region: Option<&str>) -> Channel {
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(pki().ca_pem()));
+    if let Some(r) = region {
+        let pem = pki().region(r).expect("a region certificate");
+        tls = tls.identity(tonic::transport::Identity::from_pem(pem.cert, pem.key));
+    }
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
         .expect("an endpoint")
+        .tls_config(tls)
+        .expect("a TLS config")
         .connect_timeout(Duration::from_secs(3))
         .connect()
         .await
-        .expect("peer client connects");
-    pb::peer_client::PeerClient::new(channel)
+        .expect("a TLS channel")
+}
+
+/// The admin token as an interceptor, over `channel`.
+pub(crate) fn with_token(channel: Channel) -> Transport {
+    let token = BearerToken::new(Some(pki().admin_token())).expect("a token");
+    tonic::service::interceptor::InterceptedService::new(channel, token)
+}
+
+/// A raw generated client of the node's peer service at `addr`, with the
+/// certificate of `region`.
+pub(crate) async fn peer_client(
+    addr: SocketAddr,
+    region: &str,
+) -> pb::peer_client::PeerClient<Channel> {
+    pb::peer_client::PeerClient::new(tls_channel(addr, Some(region)).await)
 }
 
 /// A raw generated client of the node's client service at `addr`.
-pub(crate) async fn raw_client(addr: SocketAddr) -> pb::concord_client::ConcordClient<Channel> {
+pub(crate) async fn raw_client(addr: SocketAddr) -> concord_node::client::RawClient {
     client(addr).await.raw().clone()
 }
 
@@ -423,7 +458,22 @@ impl RawPeer {
         addr: SocketAddr,
         first: pb::PeerFrame,
     ) -> Result<Self, tonic::Status> {
-        let mut client = peer_client(addr).await;
+        // The certificate of the region the hello names (ap-south if none).
+        let region = match &first.frame {
+            Some(pb::peer_frame::Frame::Hello(h)) if !h.region_name.is_empty() => {
+                h.region_name.clone()
+            }
+            _ => "ap-south".to_owned(),
+        };
+        let client = peer_client(addr, &region).await;
+        Self::open_with(client, first).await
+    }
+
+    /// Like [`RawPeer::open`], over `client`.
+    pub(crate) async fn open_with(
+        mut client: pb::peer_client::PeerClient<Channel>,
+        first: pb::PeerFrame,
+    ) -> Result<Self, tonic::Status> {
         let (tx, rx) = mpsc::channel(64);
         tx.send(first).await.expect("queue the first frame");
         let response = tokio::time::timeout(
@@ -496,4 +546,37 @@ pub(crate) fn manual_clock() -> Arc<concord_clock::ManualClock> {
 /// Default tuning (for tests that change one field).
 pub(crate) fn tuning() -> Tuning {
     Tuning::default()
+}
+
+/// A raw TLS connection to `addr` speaking h2 (ALPN), with the local
+/// certificate of `region` (for tests below gRPC).
+pub(crate) async fn tls_stream(
+    addr: SocketAddr,
+    region: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in concord_node::tls::pem_certs(pki().ca_pem().as_bytes(), "ca").expect("the CA") {
+        roots.add(c).expect("a CA");
+    }
+    let pem = pki().region(region).expect("a region certificate");
+    let chain = concord_node::tls::pem_certs(pem.cert.as_bytes(), "cert").expect("a chain");
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(pem.key.as_bytes()).expect("a key");
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .expect("a client certificate");
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("tcp");
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").expect("a server name"),
+            tcp,
+        )
+        .await
+        .expect("a TLS handshake")
 }
