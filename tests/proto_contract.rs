@@ -65,6 +65,105 @@ fn field_numbers_are_stable() {
                 ("counter", 22),
                 ("resolution", 23),
                 ("withheld", 24),
+                ("configure", 25),
+                ("ownership", 26),
+            ],
+        ),
+        ("WriteRef", &[("origin", 1), ("seq", 2)]),
+        (
+            "CollectionSettings",
+            &[
+                ("policy", 1),
+                ("replication", 2),
+                ("max_siblings", 3),
+                ("skew_action", 4),
+                ("owned", 5),
+            ],
+        ),
+        ("OwnershipChange", &[("epoch", 1), ("map", 2)]),
+        (
+            "WriteConcern",
+            &[("level", 1), ("regions", 2), ("timeout_ms", 3)],
+        ),
+        ("WriteResponse", &[("token", 1), ("durable_in", 2)]),
+        (
+            "PutRequest",
+            &[
+                ("collection", 1),
+                ("key", 2),
+                ("value", 3),
+                ("context", 4),
+                ("concern", 5),
+            ],
+        ),
+        (
+            "DeleteRequest",
+            &[
+                ("collection", 1),
+                ("key", 2),
+                ("context", 3),
+                ("concern", 4),
+            ],
+        ),
+        (
+            "IncrementRequest",
+            &[("collection", 1), ("key", 2), ("delta", 3), ("concern", 4)],
+        ),
+        (
+            "GetRequest",
+            &[("collection", 1), ("key", 2), ("after", 3), ("wait_ms", 4)],
+        ),
+        (
+            "GetResponse",
+            &[
+                ("missing", 1),
+                ("value", 2),
+                ("siblings", 3),
+                ("counter", 4),
+            ],
+        ),
+        (
+            "Version",
+            &[
+                ("value", 1),
+                ("write", 2),
+                ("origin", 3),
+                ("hlc", 4),
+                ("wall_micros", 5),
+            ],
+        ),
+        (
+            "WriteItem",
+            &[
+                ("collection", 1),
+                ("key", 2),
+                ("put", 3),
+                ("delete", 4),
+                ("increment", 5),
+                ("context", 6),
+            ],
+        ),
+        ("WriteManyRequest", &[("writes", 1), ("concern", 2)]),
+        (
+            "WriteManyResponse",
+            &[("first", 1), ("count", 2), ("durable_in", 3)],
+        ),
+        (
+            "Hello",
+            &[("region", 1), ("region_name", 2), ("durable", 3)],
+        ),
+        ("Ack", &[("applied", 1), ("durable", 2), ("batches", 3)]),
+        ("Heartbeat", &[("heads", 1), ("now_micros", 2)]),
+        (
+            "PeerFrame",
+            &[
+                ("hello", 1),
+                ("batch", 2),
+                ("ack", 3),
+                ("rewind", 4),
+                ("heartbeat", 5),
+                ("snapshot_request", 6),
+                ("snapshot", 7),
             ],
         ),
         (
@@ -108,6 +207,64 @@ fn tagged_write_ops_form_one_oneof() {
         .collect();
     assert_eq!(
         in_op,
-        ["set", "delete", "counter", "resolution", "withheld"]
+        [
+            "set",
+            "delete",
+            "counter",
+            "resolution",
+            "withheld",
+            "configure",
+            "ownership"
+        ]
     );
+}
+
+#[test]
+fn resolution_field_one_stays_reserved() {
+    let file = compiled();
+    let resolution = file
+        .message_type
+        .iter()
+        .find(|m| m.name() == "Resolution")
+        .expect("Resolution");
+    assert!(
+        resolution
+            .reserved_range
+            .iter()
+            .any(|r| r.start() <= 1 && 1 < r.end()),
+        "Resolution keeps field 1 reserved"
+    );
+}
+
+#[test]
+fn services_keep_their_methods() {
+    let file = compiled();
+    let methods = |name: &str| -> Vec<String> {
+        file.service
+            .iter()
+            .find(|s| s.name() == name)
+            .unwrap_or_else(|| panic!("service {name}"))
+            .method
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect()
+    };
+    let client = methods("Concord");
+    for m in [
+        "Put",
+        "Get",
+        "Delete",
+        "Increment",
+        "WriteMany",
+        "ListConflicts",
+        "WatchConflicts",
+        "ResolveConflict",
+        "Status",
+        "Owner",
+        "Takeover",
+        "Handoff",
+    ] {
+        assert!(client.iter().any(|x| x == m), "Concord.{m} is missing");
+    }
+    assert_eq!(methods("Peer"), ["Replicate", "Snapshot"]);
 }
