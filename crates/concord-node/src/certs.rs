@@ -276,7 +276,7 @@ pub fn generate(out: &Path, regions: &[String], hosts: &[String]) -> Result<Gene
         if r.is_empty()
             || !r
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.'))
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
         {
             return Err(NodeError::Config {
                 field: format!("--regions[{i}]"),

@@ -180,7 +180,7 @@ pub fn cert_regions(der: &CertificateDer<'_>) -> Vec<String> {
             GeneralName::DNSName(d) => d.strip_suffix(suffix.as_str()).map(str::to_owned),
             _ => None,
         })
-        .filter(|r| !r.is_empty() && !r.contains('.'))
+        .filter(|r| !r.is_empty())
         .collect();
     out.sort();
     out.dedup();

@@ -233,3 +233,21 @@ async fn a_node_whose_certificate_names_another_region_does_not_start() {
         Ok(_) => panic!("a node started with another region's certificate"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regions_named_with_dots_and_underscores_connect_over_mutual_tls() {
+    let mut cluster =
+        Cluster::start(&["us_east.1", "eu.west"], &[spec("hlcs", Policy::LwwHlc)]).await;
+    let t = cluster.clients[0]
+        .put("hlcs", b"dotted", b"v")
+        .await
+        .expect("put");
+    assert!(matches!(
+        cluster.clients[1]
+            .get_after("hlcs", b"dotted", t)
+            .await
+            .expect("get"),
+        Read::Value { .. }
+    ));
+    cluster.shutdown().await;
+}
