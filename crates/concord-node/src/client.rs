@@ -368,6 +368,27 @@ impl Client {
                 id,
                 value,
                 concern: self.concern,
+                expected_position: None,
+            })
+            .await?;
+        token(r.into_inner())
+    }
+
+    /// Resolves `item` with `value` (`None` deletes), only if the item has
+    /// not changed since it was read: otherwise the call fails with
+    /// `ABORTED` and writes nothing.
+    pub async fn resolve_item(
+        &mut self,
+        item: &pb::ConflictItem,
+        value: Option<Vec<u8>>,
+    ) -> Result<pb::WriteRef, NodeError> {
+        let r = self
+            .inner
+            .resolve_conflict(pb::ResolveConflictRequest {
+                id: item.id,
+                value,
+                concern: self.concern,
+                expected_position: Some(item.position),
             })
             .await?;
         token(r.into_inner())

@@ -93,6 +93,8 @@ pub enum Command {
         item: u64,
         /// The resolved value (`None` deletes).
         value: Option<Vec<u8>>,
+        /// Refuse if the item changed after this queue position.
+        expected_position: Option<u64>,
         /// How durable before answering.
         needed: Needed,
         /// The answers.
@@ -573,9 +575,19 @@ impl Driver {
             Command::Resolve {
                 item,
                 value,
+                expected_position,
                 needed,
                 reply,
             } => {
+                if let (Some(want), Some(it)) = (expected_position, self.engine.conflict(item))
+                    && it.position != want
+                {
+                    let _ = reply.done.send(Err(NodeError::Status(tonic::Status::aborted(format!(
+                        "conflict item {item} changed after position {want} (now {}): read it again and decide again",
+                        it.position
+                    )))));
+                    return;
+                }
                 let collection = self
                     .engine
                     .conflict(item)

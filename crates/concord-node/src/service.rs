@@ -899,6 +899,7 @@ impl pb::concord_server::Concord for ClientService {
             |reply| Command::Resolve {
                 item: r.id,
                 value: r.value,
+                expected_position: r.expected_position,
                 needed,
                 reply,
             },

@@ -199,6 +199,7 @@ async fn bad_client_requests_get_their_status_and_the_node_keeps_serving() {
             id: 999_999,
             value: None,
             concern: None,
+            expected_position: None,
         })
         .await
         .expect_err("unknown item");
