@@ -170,6 +170,22 @@ fn field_numbers_are_stable() {
             "WriteBatch",
             &[("origin", 1), ("first_seq", 2), ("writes", 3)],
         ),
+        (
+            "LoserRecord",
+            &[
+                ("id", 1),
+                ("collection", 2),
+                ("key", 3),
+                ("loser", 4),
+                ("winner", 5),
+                ("at_micros", 6),
+            ],
+        ),
+        (
+            "ListLosersRequest",
+            &[("collection", 1), ("key", 2), ("after_id", 3), ("limit", 4)],
+        ),
+        ("ListLosersResponse", &[("losers", 1), ("more", 2)]),
     ];
     let actual = field_numbers(&compiled());
     for (message, fields) in pinned {
@@ -263,6 +279,7 @@ fn services_keep_their_methods() {
         "Owner",
         "Takeover",
         "Handoff",
+        "ListLosers",
     ] {
         assert!(client.iter().any(|x| x == m), "Concord.{m} is missing");
     }

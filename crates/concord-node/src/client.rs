@@ -394,6 +394,29 @@ impl Client {
         token(r.into_inner())
     }
 
+    /// The whole loser log of `collection` (empty: every collection the
+    /// client may read), oldest first, fetched page by page.
+    pub async fn losers(&mut self, collection: &str) -> Result<Vec<pb::LoserRecord>, NodeError> {
+        let mut out: Vec<pb::LoserRecord> = Vec::new();
+        loop {
+            let page = self
+                .inner
+                .list_losers(pb::ListLosersRequest {
+                    collection: collection.to_owned(),
+                    key: Vec::new(),
+                    after_id: out.last().map(|l| l.id),
+                    limit: 0,
+                })
+                .await?
+                .into_inner();
+            let more = page.more && !page.losers.is_empty();
+            out.extend(page.losers);
+            if !more {
+                return Ok(out);
+            }
+        }
+    }
+
     /// The node's status.
     pub async fn status(&mut self) -> Result<pb::StatusResponse, NodeError> {
         Ok(self.inner.status(pb::StatusRequest {}).await?.into_inner())

@@ -119,6 +119,12 @@
 //! name = "accounts"
 //! policy = "lww-hlc"
 //! owned = { rule = "modulo", regions = ["us-east", "eu-west"], forward = true }
+//!
+//! ## TESTING ONLY, never in a real deployment: fault injection (see
+//! ## `Testing`). clock_offset_ms is added to this node's clock (negative:
+//! ## behind), to simulate clock skew between regions. Default 0.
+//! ## [testing]
+//! ## clock_offset_ms = 0
 //! "#;
 //!
 //! let config = NodeConfig::parse(text)?;
@@ -346,6 +352,41 @@ impl Default for Tuning {
     }
 }
 
+/// Knobs for fault-injection tests only (TOML table `[testing]`). Never
+/// set them in a real deployment. They are not part of [`NodeConfig`] (nor
+/// of [`NodeConfig::to_toml`]): [`NodeConfig::load_with_testing`] returns
+/// them beside it, and [`crate::node::Node::start_with_testing`] applies them.
+///
+/// ```
+/// # fn main() -> Result<(), concord_node::NodeError> {
+/// use concord_node::config::NodeConfig;
+/// let text = r#"
+/// region = "us-east"
+/// listen = "127.0.0.1:7101"
+/// data_dir = "./data"
+/// [tls]
+/// insecure = true
+/// [[regions]]
+/// name = "us-east"
+/// id = 1
+///
+/// ## TESTING ONLY: this node's clock runs 1.5 s ahead of the real one.
+/// [testing]
+/// clock_offset_ms = 1500
+/// "#;
+/// let (_, testing) = NodeConfig::parse_with_testing(text)?;
+/// assert_eq!(testing.clock_offset_ms, 1500);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Testing {
+    /// Added to every reading of the system clock, in ms (negative: behind;
+    /// TOML `clock_offset_ms`, default 0, at most 365 days either way).
+    /// Simulates a skewed clock, for soak and skew tests.
+    pub clock_offset_ms: i64,
+}
+
 /// The map between region names and ids.
 ///
 /// Cheap to clone (shared). Build it with [`NodeConfig::region_names`] or
@@ -388,21 +429,40 @@ impl FromIterator<(RegionId, String)> for RegionNames {
 }
 
 impl NodeConfig {
-    /// Parses and validates a configuration from TOML text.
+    /// Parses and validates a configuration from TOML text. A `[testing]`
+    /// table is checked and ignored: see [`NodeConfig::parse_with_testing`].
     pub fn parse(text: &str) -> Result<Self, NodeError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        Self::parse_with_testing(text).map(|(config, _)| config)
+    }
+
+    /// [`NodeConfig::parse`], with the file's testing knobs (TOML table
+    /// `[testing]`; all off without one).
+    pub fn parse_with_testing(text: &str) -> Result<(Self, Testing), NodeError> {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        let testing = raw
+            .testing
+            .take()
+            .map(RawTesting::into_testing)
+            .transpose()?
+            .unwrap_or_default();
         let config = raw.into_config()?;
         config.validate()?;
-        Ok(config)
+        Ok((config, testing))
     }
 
     /// Reads, parses and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, NodeError> {
+        Self::load_with_testing(path).map(|(config, _)| config)
+    }
+
+    /// [`NodeConfig::load`], with the file's testing knobs (TOML table
+    /// `[testing]`; all off without one). `concord node` starts this way.
+    pub fn load_with_testing(path: &Path) -> Result<(Self, Testing), NodeError> {
         let text = std::fs::read_to_string(path).map_err(|source| NodeError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut config = Self::parse(&text)?;
+        let (mut config, testing) = Self::parse_with_testing(&text)?;
         if let (Some(TlsSetting::Files(files)), Some(dir)) = (&mut config.tls, path.parent()) {
             for p in [&mut files.ca, &mut files.cert, &mut files.key] {
                 if p.is_relative() {
@@ -410,7 +470,7 @@ impl NodeConfig {
                 }
             }
         }
-        Ok(config)
+        Ok((config, testing))
     }
 
     /// The configuration as TOML text that [`NodeConfig::parse`] reads back
@@ -916,6 +976,33 @@ struct RawConfig {
     collections: Vec<RawCollection>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     clients: Vec<RawClient>,
+    /// Not part of [`NodeConfig`]: read by [`NodeConfig::parse_with_testing`].
+    #[serde(default, skip_serializing)]
+    testing: Option<RawTesting>,
+}
+
+#[derive(Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawTesting {
+    clock_offset_ms: i64,
+}
+
+impl RawTesting {
+    fn into_testing(self) -> Result<Testing, NodeError> {
+        let limit = i64::try_from(MAX_DURATION_MS).unwrap_or(i64::MAX);
+        if !(-limit..=limit).contains(&self.clock_offset_ms) {
+            return Err(config_error(
+                "testing.clock_offset_ms",
+                format!(
+                    "{} ms is further than {MAX_DURATION_MS} ms (365 days) from the real clock",
+                    self.clock_offset_ms
+                ),
+            ));
+        }
+        Ok(Testing {
+            clock_offset_ms: self.clock_offset_ms,
+        })
+    }
 }
 
 #[derive(Deserialize, Serialize)]
@@ -1377,6 +1464,7 @@ impl RawConfig {
             tuning: RawTuning::from(&c.tuning),
             limits: RawLimits::from(&c.limits),
             tls: c.tls.as_ref().map(RawTls::from_setting),
+            testing: None,
             clients: c
                 .clients
                 .iter()

@@ -231,8 +231,8 @@ fn print_item(it: &pb::ConflictItem) {
 async fn run(cmd: Cmd) -> Result<(), NodeError> {
     match cmd {
         Cmd::Node { config } => {
-            let config = NodeConfig::load(&config)?;
-            let node = Node::start(config).await?;
+            let (config, testing) = NodeConfig::load_with_testing(&config)?;
+            let node = Node::start_with_testing(config, testing).await?;
             let driver = node.driver().clone();
             tokio::select! {
                 () = wait_for_signal() => {}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use concord_clock::SystemClock;
+use concord_clock::{Clock, SystemClock, WallTime};
 use concord_core::{CoreError, Engine, PeerMessage};
 use concord_store::SledStore;
 use tokio::net::TcpListener;
@@ -15,7 +15,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::Auth;
-use crate::config::{NodeConfig, TlsSetting};
+use crate::config::{NodeConfig, Testing, TlsSetting};
 use crate::driver::{self, Command, DriverHandle, DriverSettings, NodeEngine};
 use crate::limits::{Gate, Rejections};
 use crate::metrics::{Metrics, MetricsSnapshot};
@@ -30,6 +30,48 @@ pub(crate) const WINDOW: u32 = 16 << 20;
 /// The engine's snapshot message (for the `Snapshot` call).
 pub(crate) fn snapshot_of(e: &mut NodeEngine) -> Result<PeerMessage, CoreError> {
     e.snapshot_message()
+}
+
+/// A clock `offset_ms` milliseconds off another (ahead if positive): a
+/// skewed region for tests (`[testing] clock_offset_ms`).
+///
+/// ```
+/// use std::sync::Arc;
+/// use concord_clock::{Clock, ManualClock, WallTime};
+/// use concord_node::node::OffsetClock;
+///
+/// let base = Arc::new(ManualClock::new(WallTime::from_micros(10_000_000)));
+/// let ahead = OffsetClock::new(base.clone(), 1500);
+/// assert_eq!(ahead.now().as_micros(), 11_500_000);
+/// assert_eq!(OffsetClock::new(base, -2000).now().as_micros(), 8_000_000);
+/// ```
+#[derive(Debug)]
+pub struct OffsetClock {
+    inner: Arc<dyn Clock>,
+    offset: Duration,
+    ahead: bool,
+}
+
+impl OffsetClock {
+    /// `inner`, moved `offset_ms` ahead (or behind, if negative).
+    pub fn new(inner: Arc<dyn Clock>, offset_ms: i64) -> Self {
+        Self {
+            inner,
+            offset: Duration::from_millis(offset_ms.unsigned_abs()),
+            ahead: offset_ms >= 0,
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> WallTime {
+        let t = self.inner.now();
+        if self.ahead {
+            t.saturating_add(self.offset)
+        } else {
+            t.saturating_sub(self.offset)
+        }
+    }
 }
 
 /// A node that is serving.
@@ -62,6 +104,33 @@ impl Node {
     /// instead of `config.listen`.
     pub async fn start_on(config: NodeConfig, listener: TcpListener) -> Result<Self, NodeError> {
         Self::start_with_clock(config, listener, Arc::new(SystemClock)).await
+    }
+
+    /// Like [`Node::start`], with the testing knobs of the config file's
+    /// `[testing]` table applied: a `clock_offset_ms` makes the engine read
+    /// time from an [`OffsetClock`] (logged at warn). How `concord node`
+    /// starts.
+    pub async fn start_with_testing(
+        config: NodeConfig,
+        testing: Testing,
+    ) -> Result<Self, NodeError> {
+        if testing.clock_offset_ms == 0 {
+            return Self::start(config).await;
+        }
+        tracing::warn!(
+            region = %config.region,
+            clock_offset_ms = testing.clock_offset_ms,
+            "TESTING: [testing] clock_offset_ms skews this node's clock; never use it in a real deployment"
+        );
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: config.listen.to_string(),
+                    source,
+                })?;
+        let clock = OffsetClock::new(Arc::new(SystemClock), testing.clock_offset_ms);
+        Self::start_with_clock(config, listener, Arc::new(clock)).await
     }
 
     /// Like [`Node::start_on`], with the engine reading time from `clock`

@@ -1,5 +1,5 @@
 //! The client service: `Put`, `Get`, `Delete`, `Increment`, the conflict
-//! queue, `Status` and ownership, over the engine thread.
+//! queue, the loser log, `Status` and ownership, over the engine thread.
 //!
 //! Every call is authenticated first ([`crate::auth`]): reads need read
 //! permission on the collection, writes write permission, and `Takeover`,
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use concord_core::{
     ClientOp, ClientWrite, Collection, ConflictItem, ConflictReason, CoreError, ItemStatus,
-    ReadValue, Version, WriteRef,
+    LoserRecord, ReadValue, Version, WriteRef,
 };
 use concord_crdt::RegionId;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
@@ -596,6 +596,21 @@ pub fn item_to_pb(item: &ConflictItem, names: &RegionNames) -> pb::ConflictItem 
     }
 }
 
+/// The most loser records one `ListLosers` call returns.
+pub const MAX_LOSERS_PAGE: usize = 10_000;
+
+/// A loser-log record on the wire.
+pub fn loser_to_pb(r: &LoserRecord, names: &RegionNames) -> pb::LoserRecord {
+    pb::LoserRecord {
+        id: r.id,
+        collection: r.entity.collection.as_str().to_owned(),
+        key: r.entity.key.clone(),
+        loser: Some(version_to_pb(&r.loser, names)),
+        winner: Some(convert::write_ref_to_pb(r.winner)),
+        at_micros: r.at.as_micros(),
+    }
+}
+
 type ItemStream = Pin<Box<dyn Stream<Item = Result<pb::ConflictItem, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -824,6 +839,50 @@ impl pb::concord_server::Concord for ClientService {
             items,
             depth: depth as u64,
         }))
+    }
+
+    async fn list_losers(
+        &self,
+        request: Request<pb::ListLosersRequest>,
+    ) -> Result<Response<pb::ListLosersResponse>, Status> {
+        let (principal, _permit) = self.admit(&request)?;
+        let r = request.into_inner();
+        let filter = if r.collection.is_empty() {
+            if !r.key.is_empty() {
+                return Err(Status::invalid_argument("key: a key needs its collection"));
+            }
+            None
+        } else {
+            principal
+                .can_read(&r.collection)
+                .map_err(|s| self.reject(s))?;
+            Some(collection_of(&r.collection)?)
+        };
+        let limit = match usize::try_from(r.limit) {
+            Ok(0) | Err(_) => MAX_LOSERS_PAGE,
+            Ok(n) => n.min(MAX_LOSERS_PAGE),
+        };
+        let names = self.names.clone();
+        let (losers, more) = self
+            .driver
+            .inspect(move |e| {
+                let mut matching = e
+                    .losers()
+                    .filter(|l| r.after_id.is_none_or(|a| l.id > a))
+                    .filter(|l| filter.as_ref().is_none_or(|c| &l.entity.collection == c))
+                    .filter(|l| r.key.is_empty() || l.entity.key == r.key)
+                    .filter(|l| principal.reads(l.entity.collection.as_str()));
+                let page: Vec<pb::LoserRecord> = matching
+                    .by_ref()
+                    .take(limit)
+                    .map(|l| loser_to_pb(l, &names))
+                    .collect();
+                let more = matching.next().is_some();
+                (page, more)
+            })
+            .await
+            .map_err(|e| status_of_node(&e))?;
+        Ok(Response::new(pb::ListLosersResponse { losers, more }))
     }
 
     type WatchConflictsStream = ItemStream;
