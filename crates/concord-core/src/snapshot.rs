@@ -10,6 +10,10 @@ impl<S: Storage> Engine<S> {
     /// durably and that this node's last checkpoint covers. A peer that never
     /// reported keeps everything.
     pub(crate) fn trim_logs(&mut self) -> Result<(), CoreError> {
+        if self.storage.checkpoint_in_flight()? {
+            // The next tick trims: it covers everything up to its cursors.
+            return Ok(());
+        }
         let origins: Vec<(RegionId, u64)> = self.durable_cursors();
         for (origin, durable) in origins {
             let peers_hold = self

@@ -179,11 +179,26 @@ pub trait Storage {
     fn log_bounds(&self) -> Result<Vec<(RegionId, LogBounds)>, CoreError>;
 
     /// Drops `origin`'s writes with seq at or below `through` (whole storage
-    /// records only; a record that straddles `through` stays).
+    /// records only; a record that straddles `through` stays). A store that
+    /// writes checkpoints in the background finishes the one in flight
+    /// first: the log past a checkpoint that is not durable is never trimmed.
     fn trim_log(&mut self, origin: RegionId, through: u64) -> Result<(), CoreError>;
 
     /// Applies a checkpoint delta atomically and durably.
+    ///
+    /// A store may write it in the background and return at once: then
+    /// every later call behaves as if it were done (the next checkpoint,
+    /// a trim and a load wait for it; a crash before it is durable leaves
+    /// the previous checkpoint whole, and the log past it), and a failure
+    /// is returned by the next call that waits.
     fn checkpoint(&mut self, delta: &CheckpointDelta) -> Result<(), CoreError>;
+
+    /// True while a checkpoint is being written in the background. The
+    /// engine trims its logs only when none is, so routine trimming never
+    /// waits for one.
+    fn checkpoint_in_flight(&mut self) -> Result<bool, CoreError> {
+        Ok(false)
+    }
 
     /// Loads the whole last checkpoint (empty on a new store).
     fn load_checkpoint(&self) -> Result<Checkpoint, CoreError>;

@@ -85,6 +85,20 @@ pub(crate) struct State {
     meta: Tree,
 }
 
+/// A checkpoint encoded and ready to write: what [`State::prepare`] makes
+/// on the engine's thread, and [`State::commit`] writes (on a worker).
+pub(crate) struct Prepared {
+    /// The changed entities, encoded, sorted by key, one per key.
+    entities: Vec<(Vec<u8>, Vec<u8>)>,
+    queue: Batch,
+    /// New loser records (already without the purged ones).
+    losers: Batch,
+    /// Loser records up to this id are purged.
+    losers_purged_through: Option<u64>,
+    cursors: Vec<u8>,
+    engine: Vec<u8>,
+}
+
 /// The segment writes of one checkpoint.
 struct SegmentWrite {
     batch: Batch,
@@ -185,22 +199,7 @@ impl State {
 
     /// The segment writes of a checkpoint that changes `entities`: a new
     /// generation of them, or a compaction.
-    fn write_segments(&self, entities: &[(EntityKey, Entity)]) -> Result<SegmentWrite, CoreError> {
-        let mut fresh: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(entities.len());
-        for (key, entity) in entities {
-            fresh.push((entity_key(key), encode(ENTITY, entity)?));
-        }
-        // The last upsert of an entity wins: a stable sort keeps the order
-        // of equal keys, and the dedup keeps the last of each run.
-        fresh.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut unique: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(fresh.len());
-        for entry in fresh {
-            match unique.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => unique.push(entry),
-            }
-        }
-
+    fn write_segments(&self, unique: &[(Vec<u8>, Vec<u8>)]) -> Result<SegmentWrite, CoreError> {
         let mut index = self.index()?;
         let generation = index.next_generation;
         let mut batch = Batch::default();
@@ -236,9 +235,23 @@ impl State {
         Ok(SegmentWrite { batch, index })
     }
 
-    /// Applies `delta` atomically. Not flushed: the caller flushes.
-    pub(crate) fn apply(&self, delta: &CheckpointDelta) -> Result<(), CoreError> {
-        let segments = self.write_segments(&delta.entities)?;
+    /// Encodes `delta`: the part of a checkpoint that needs the engine's
+    /// state but not the store's trees.
+    pub(crate) fn prepare(delta: &CheckpointDelta) -> Result<Prepared, CoreError> {
+        let mut fresh: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(delta.entities.len());
+        for (key, entity) in &delta.entities {
+            fresh.push((entity_key(key), encode(ENTITY, entity)?));
+        }
+        // The last upsert of an entity wins: a stable sort keeps the order
+        // of equal keys, and the dedup keeps the last of each run.
+        fresh.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut entities: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(fresh.len());
+        for entry in fresh {
+            match entities.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => entities.push(entry),
+            }
+        }
 
         // A batch keeps the last operation on each key: removals win over
         // upserts of the same delta.
@@ -257,18 +270,39 @@ impl State {
                 losers.insert(&id_key(loser.id)[..], encode(LOSER, loser)?);
             }
         }
-        if let Some(through) = through {
+
+        let cursors: BTreeMap<RegionId, u64> = delta.cursors.iter().copied().collect();
+        let cursors: Vec<(RegionId, u64)> = cursors.into_iter().collect();
+        Ok(Prepared {
+            entities,
+            queue,
+            losers,
+            losers_purged_through: through,
+            cursors: encode(CURSORS, &cursors)?,
+            engine: encode(ENGINE, &delta.meta)?,
+        })
+    }
+
+    /// Writes a prepared checkpoint atomically. Not flushed: the caller flushes.
+    pub(crate) fn commit(&self, prepared: Prepared) -> Result<(), CoreError> {
+        let Prepared {
+            entities,
+            queue,
+            mut losers,
+            losers_purged_through,
+            cursors,
+            engine,
+        } = prepared;
+        let segments = self.write_segments(&entities)?;
+        if let Some(through) = losers_purged_through {
             for entry in self.losers.range(..=id_key(through)) {
                 let (key, _) = entry.map_err(backend)?;
                 losers.remove(key);
             }
         }
-
-        let cursors: BTreeMap<RegionId, u64> = delta.cursors.iter().copied().collect();
-        let cursors: Vec<(RegionId, u64)> = cursors.into_iter().collect();
         let mut meta = Batch::default();
-        meta.insert(META_CURSORS, encode(CURSORS, &cursors)?);
-        meta.insert(META_ENGINE, encode(ENGINE, &delta.meta)?);
+        meta.insert(META_CURSORS, cursors);
+        meta.insert(META_ENGINE, engine);
         meta.insert(META_SEGMENTS, encode(SEGMENT_INDEX, &segments.index)?);
 
         (&self.segments, &self.queue, &self.losers, &self.meta)

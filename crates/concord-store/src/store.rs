@@ -2,6 +2,8 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use concord_core::{
     Checkpoint, CheckpointDelta, CoreError, LogBounds, Storage, TaggedWrite, WriteBatch,
@@ -43,8 +45,10 @@ use crate::state::State;
 pub struct SledStore {
     db: sled::Db,
     log: Log,
-    state: State,
+    state: Arc<State>,
     path: PathBuf,
+    /// The checkpoint being written in the background, if any.
+    writing: Mutex<Option<JoinHandle<Result<(), CoreError>>>>,
 }
 
 impl SledStore {
@@ -57,13 +61,29 @@ impl SledStore {
         let path = path.as_ref().to_path_buf();
         let db = open_db(&path)?;
         let log = Log::open(db.open_tree(LOG).map_err(backend)?)?;
-        let state = State::open(&db)?;
+        let state = Arc::new(State::open(&db)?);
         Ok(Self {
             db,
             log,
             state,
             path,
+            writing: Mutex::new(None),
         })
+    }
+
+    /// Waits for the checkpoint being written in the background, if any,
+    /// and returns its outcome.
+    fn finish_checkpoint(&self) -> Result<(), CoreError> {
+        let handle = match self.writing.lock() {
+            Ok(mut w) => w.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        match handle {
+            None => Ok(()),
+            Some(h) => h.join().unwrap_or_else(|_| {
+                Err(CoreError::Backend("the checkpoint writer panicked".into()))
+            }),
+        }
     }
 
     /// The directory the store lives in.
@@ -137,15 +157,46 @@ impl Storage for SledStore {
     }
 
     fn trim_log(&mut self, origin: RegionId, through: u64) -> Result<(), CoreError> {
+        self.finish_checkpoint()?;
         self.log.trim(origin, through)
     }
 
+    /// Encodes the checkpoint here and writes it to sled on a thread of its
+    /// own, so the engine goes on meanwhile (see the trait's contract).
     fn checkpoint(&mut self, delta: &CheckpointDelta) -> Result<(), CoreError> {
-        self.state.apply(delta)?;
-        self.db.flush().map(drop).map_err(backend)
+        let prepared = State::prepare(delta)?;
+        self.finish_checkpoint()?;
+        let state = Arc::clone(&self.state);
+        let db = self.db.clone();
+        let handle = std::thread::Builder::new()
+            .name("concord-checkpoint".into())
+            .spawn(move || {
+                state.commit(prepared)?;
+                db.flush().map(drop).map_err(backend)
+            })
+            .map_err(|e| CoreError::Backend(format!("cannot start the checkpoint writer: {e}")))?;
+        match self.writing.lock() {
+            Ok(mut w) => *w = Some(handle),
+            Err(poisoned) => *poisoned.into_inner() = Some(handle),
+        }
+        Ok(())
+    }
+
+    fn checkpoint_in_flight(&mut self) -> Result<bool, CoreError> {
+        let finished = match self.writing.lock() {
+            Ok(w) => w.as_ref().map(JoinHandle::is_finished),
+            Err(poisoned) => poisoned.into_inner().as_ref().map(JoinHandle::is_finished),
+        };
+        match finished {
+            None => Ok(false),
+            Some(false) => Ok(true),
+            // Done: collect its outcome (an error surfaces here).
+            Some(true) => self.finish_checkpoint().map(|()| false),
+        }
     }
 
     fn load_checkpoint(&self) -> Result<Checkpoint, CoreError> {
+        self.finish_checkpoint()?;
         self.state.load()
     }
 
