@@ -231,7 +231,6 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, NodeError> {
             writers.push(tokio::spawn(async move {
                 let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (((i as u64) << 32) | (w as u64 + 1)));
                 let mut next = Instant::now();
-                let mut call = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     if let Some(every) = per_call_interval {
                         next += every;
@@ -264,10 +263,7 @@ pub async fn run(args: &BenchArgs) -> Result<BenchReport, NodeError> {
                         .await?
                         .into_inner();
                     accepted.fetch_add(u64::from(r.count), Ordering::Relaxed);
-                    call += 1;
-                    if call % 4 == 1
-                        && let Some(first) = r.first
-                    {
+                    if let Some(first) = r.first {
                         let _ = samples.send((
                             origin,
                             first.seq + u64::from(r.count) - 1,
