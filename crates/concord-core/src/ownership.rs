@@ -375,7 +375,9 @@ impl<S: Storage> Engine<S> {
         if !self.ownership_changed {
             return Ok(Vec::new());
         }
-        Ok(self.checkpoint()?.outgoing)
+        let out = self.checkpoint()?.outgoing;
+        self.storage.finish_checkpoint()?;
+        Ok(out)
     }
 
     /// Makes an ownership change: tags and applies the new map here.

@@ -200,6 +200,12 @@ pub trait Storage {
         Ok(false)
     }
 
+    /// Waits until the last checkpoint is durable (for a store that writes
+    /// them in the background; others have nothing to wait for).
+    fn finish_checkpoint(&mut self) -> Result<(), CoreError> {
+        Ok(())
+    }
+
     /// Loads the whole last checkpoint (empty on a new store).
     fn load_checkpoint(&self) -> Result<Checkpoint, CoreError>;
 

@@ -73,7 +73,7 @@ impl SledStore {
 
     /// Waits for the checkpoint being written in the background, if any,
     /// and returns its outcome.
-    fn finish_checkpoint(&self) -> Result<(), CoreError> {
+    fn join_checkpoint(&self) -> Result<(), CoreError> {
         let handle = match self.writing.lock() {
             Ok(mut w) => w.take(),
             Err(poisoned) => poisoned.into_inner().take(),
@@ -157,7 +157,7 @@ impl Storage for SledStore {
     }
 
     fn trim_log(&mut self, origin: RegionId, through: u64) -> Result<(), CoreError> {
-        self.finish_checkpoint()?;
+        self.join_checkpoint()?;
         self.log.trim(origin, through)
     }
 
@@ -165,7 +165,7 @@ impl Storage for SledStore {
     /// own, so the engine goes on meanwhile (see the trait's contract).
     fn checkpoint(&mut self, delta: &CheckpointDelta) -> Result<(), CoreError> {
         let prepared = State::prepare(delta)?;
-        self.finish_checkpoint()?;
+        self.join_checkpoint()?;
         let state = Arc::clone(&self.state);
         let db = self.db.clone();
         let handle = std::thread::Builder::new()
@@ -191,12 +191,16 @@ impl Storage for SledStore {
             None => Ok(false),
             Some(false) => Ok(true),
             // Done: collect its outcome (an error surfaces here).
-            Some(true) => self.finish_checkpoint().map(|()| false),
+            Some(true) => self.join_checkpoint().map(|()| false),
         }
     }
 
+    fn finish_checkpoint(&mut self) -> Result<(), CoreError> {
+        self.join_checkpoint()
+    }
+
     fn load_checkpoint(&self) -> Result<Checkpoint, CoreError> {
-        self.finish_checkpoint()?;
+        self.join_checkpoint()?;
         self.state.load()
     }
 
