@@ -79,6 +79,11 @@ pub(crate) struct Spec {
     /// Plaintext (`tls.insecure = true`, open access) instead of TLS with
     /// the local PKI's certificates and admin token.
     pub(crate) insecure: bool,
+    /// TOML appended after the collections (more `[[collections]]`, e.g.
+    /// owned ones).
+    pub(crate) extra_collections: String,
+    /// Per node: TOML appended at the end of its file (e.g. `[testing]`).
+    pub(crate) node_toml: Vec<String>,
 }
 
 impl Spec {
@@ -90,6 +95,8 @@ impl Spec {
             heartbeat_ms: 100,
             checkpoint_every: None,
             insecure: false,
+            extra_collections: String::new(),
+            node_toml: vec![String::new(); regions],
         }
     }
 }
@@ -304,6 +311,7 @@ impl Cluster {
             let _ = writeln!(t, "name = {:?}", c.name);
             let _ = writeln!(t, "policy = {:?}", c.policy);
         }
+        t.push_str(&self.spec.extra_collections);
         if !self.spec.insecure {
             let pki = concord_node::certs::local().expect("the local PKI");
             let _ = writeln!(t, "\n[[clients]]");
@@ -314,6 +322,9 @@ impl Cluster {
                 concord_node::auth::hash_token(pki.admin_token())
             );
             let _ = writeln!(t, "read = [\"*\"]\nwrite = [\"*\"]\nadmin = true");
+        }
+        if let Some(extra) = self.spec.node_toml.get(i) {
+            let _ = writeln!(t, "\n{extra}");
         }
         t
     }
@@ -326,6 +337,12 @@ impl Cluster {
         } else {
             ClientOptions::local().expect("the local PKI")
         }
+    }
+
+    /// Writes node `i`'s config file again (from the spec, as it is now:
+    /// a restart then reads the new one).
+    pub(crate) fn write_config(&self, i: usize) {
+        std::fs::write(&self.nodes[i].config_path, self.config_text(i)).expect("write config");
     }
 
     fn write_configs(&self) {
@@ -617,4 +634,148 @@ fn run_cli(mut command: Command, args: &[&str]) -> (bool, String) {
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
+}
+
+/// A TCP proxy to `upstream` that injects faults: latency (each chunk is
+/// delivered `latency` after it was read, in order, each way), resets
+/// (every connection open now is closed at once) and cuts (every
+/// connection is closed and new ones are refused until the heal).
+pub(crate) struct FaultProxy {
+    pub(crate) addr: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+    resets: tokio::sync::watch::Sender<u64>,
+    latency_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free loopback port.
+    pub(crate) async fn start(upstream: String) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicU64;
+        use tokio::sync::watch;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let (up, up_rx) = watch::channel(true);
+        let (resets, resets_rx) = watch::channel(0u64);
+        let latency_ms = Arc::new(AtomicU64::new(0));
+        let latency = latency_ms.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                if !*up_rx.borrow() {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = up_rx.clone();
+                let mut reset = resets_rx.clone();
+                let generation = *reset.borrow();
+                let upstream = upstream.clone();
+                let latency = latency.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let _ = inbound.set_nodelay(true);
+                    let _ = outbound.set_nodelay(true);
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
+                    let both = async {
+                        tokio::join!(pump(ri, wo, latency.clone()), pump(ro, wi, latency.clone()))
+                    };
+                    tokio::select! {
+                        _ = both => {}
+                        _ = cut.wait_for(|up| !*up) => {}
+                        _ = reset.wait_for(|g| *g != generation) => {}
+                    }
+                    // Every half drops here: both sides see the close.
+                });
+            }
+        });
+        Self {
+            addr,
+            up,
+            resets,
+            latency_ms,
+            task,
+        }
+    }
+
+    /// The proxy's address as a node config wants it.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Delays every chunk by `ms` each way from now on.
+    pub(crate) fn set_latency(&self, ms: u64) {
+        self.latency_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Closes every connection open now (new ones are accepted).
+    pub(crate) fn reset(&self) {
+        self.resets.send_modify(|g| *g += 1);
+    }
+
+    /// Closes every connection and refuses new ones until [`Self::heal`].
+    pub(crate) fn cut(&self) {
+        let _ = self.up.send(false);
+    }
+
+    /// Accepts connections again.
+    pub(crate) fn heal(&self) {
+        let _ = self.up.send(true);
+    }
+
+    /// Whether the proxy is cut.
+    pub(crate) fn is_cut(&self) -> bool {
+        !*self.up.borrow()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = self.up.send(false);
+    }
+}
+
+/// Copies `from` to `to`, each chunk held until `latency` after it was read.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    latency: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let reader = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let ms = latency.load(std::sync::atomic::Ordering::Relaxed);
+                    let due = tokio::time::Instant::now() + Duration::from_millis(ms);
+                    if tx.send((due, buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let writer = async move {
+        while let Some((due, data)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&data).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
 }
