@@ -227,7 +227,7 @@ pub async fn run(out: &mut (dyn std::io::Write + Send)) -> Result<(), NodeError>
     };
     say(
         out,
-        "Concord demo: three regions in one process, on loopback.",
+        "Concord demo: three regions in one process, on loopback gRPC with mutual TLS.",
     );
     let nodes = start_local(&names, dir.path()).await?;
     let mut clients = Vec::new();
