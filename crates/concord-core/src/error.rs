@@ -147,6 +147,23 @@ pub enum CoreError {
     #[error("ownership: {0}")]
     Ownership(#[from] concord_ownership::OwnershipError),
 
+    /// A blind write (no context) to a multi-value entity that already holds
+    /// its collection's cap of siblings: read the entity and write back with
+    /// its context instead (that replaces the siblings it covers).
+    #[error(
+        "{collection} key {key:?} already holds {siblings} siblings (the cap is {max}): read it and write back with its context"
+    )]
+    SiblingLimit {
+        /// The collection.
+        collection: Collection,
+        /// The key.
+        key: Vec<u8>,
+        /// Live siblings now.
+        siblings: usize,
+        /// The collection's cap.
+        max: u32,
+    },
+
     /// A counter would pass the range of its totals.
     #[error("counter total would overflow")]
     CounterOverflow,

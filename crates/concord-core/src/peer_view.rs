@@ -83,3 +83,40 @@ impl<S: Storage> Engine<S> {
         Ok(())
     }
 }
+
+impl<S: Storage> Engine<S> {
+    /// For a node that limits siblings: refuses a blind write (no context)
+    /// to an `mv` entity that already holds its collection's cap of
+    /// siblings — it would only add one more version that no rule may
+    /// merge. A write with a context (a merge) is never refused. The engine
+    /// itself accepts such writes (and queues the entity past its cap).
+    pub fn check_sibling_limit(&self, req: &crate::ClientWrite) -> Result<(), CoreError> {
+        if req.context.is_some() || matches!(req.op, crate::ClientOp::Add(_)) {
+            return Ok(());
+        }
+        let Some(config) = self.collections.get(&req.collection).map(|e| &e.config) else {
+            return Ok(());
+        };
+        if config.policy != crate::Policy::Mv {
+            return Ok(());
+        }
+        let max = config.max_siblings.max(1);
+        let Some(entity) = self.entities.get(&req.collection, &req.key) else {
+            return Ok(());
+        };
+        let siblings = entity
+            .versions(crate::Policy::Mv)
+            .iter()
+            .filter(|v| v.value.is_some())
+            .count();
+        if siblings >= usize::try_from(max).unwrap_or(usize::MAX) {
+            return Err(CoreError::SiblingLimit {
+                collection: req.collection.clone(),
+                key: req.key.clone(),
+                siblings,
+                max,
+            });
+        }
+        Ok(())
+    }
+}

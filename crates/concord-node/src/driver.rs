@@ -483,10 +483,14 @@ impl Driver {
         let mut others = 0;
         let mut last_collection: Option<&concord_core::Collection> = None;
         for (i, w) in writes.iter().enumerate() {
-            let checked = self.engine.check(w).map_err(|e| NodeError::Item {
-                index: i,
-                source: Box::new(NodeError::Core(e)),
-            });
+            let checked = self
+                .engine
+                .check(w)
+                .and_then(|()| self.engine.check_sibling_limit(w))
+                .map_err(|e| NodeError::Item {
+                    index: i,
+                    source: Box::new(NodeError::Core(e)),
+                });
             let checked = checked.and_then(|()| {
                 if last_collection == Some(&w.collection) {
                     return Ok(());
@@ -558,7 +562,10 @@ impl Driver {
                 reply,
             } => match self.others(&write.collection, needed) {
                 Ok(others) => {
-                    let r = self.engine.write(write);
+                    let r = self
+                        .engine
+                        .check_sibling_limit(&write)
+                        .and_then(|()| self.engine.write(write));
                     self.accepted(r, others, reply);
                 }
                 Err(e) => {

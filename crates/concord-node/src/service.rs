@@ -45,6 +45,7 @@ pub fn status_of(e: &CoreError) -> Status {
             Status::invalid_argument(msg)
         }
         CoreError::CounterOverflow => Status::out_of_range(msg),
+        CoreError::SiblingLimit { .. } => Status::resource_exhausted(msg),
         CoreError::Rebuilding { .. } | CoreError::Clock(_) => Status::unavailable(msg),
         _ => Status::internal(msg),
     }
@@ -369,7 +370,7 @@ impl ClientService {
     ) -> Result<Response<pb::WriteResponse>, Status> {
         self.submit_raw(make, timeout)
             .await
-            .map_err(|e| self.status(&e))
+            .map_err(|e| self.reject(self.status(&e)))
     }
 
     /// [`Self::submit`], keeping the engine's error for the caller to act on.
@@ -493,7 +494,7 @@ impl ClientService {
                 forward: true,
                 ..
             })) if !forwarded => self.forward(owner, authorization, request).await,
-            Err(e) => Err(self.status(&e)),
+            Err(e) => Err(self.reject(self.status(&e))),
             Ok(r) => Ok(r),
         }
     }
