@@ -490,7 +490,11 @@ impl<S: Storage> Engine<S> {
                 t.observe(now, head, applied);
             }
         }
-        if self.since_checkpoint >= self.config.checkpoint_every {
+        // A checkpoint still being written in the background postpones the
+        // next one to a later tick, rather than stalling this thread on it.
+        if self.since_checkpoint >= self.config.checkpoint_every
+            && !self.storage.checkpoint_in_flight()?
+        {
             out.extend(self.checkpoint()?.outgoing);
         }
         self.trim_logs()?;

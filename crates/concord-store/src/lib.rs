@@ -1,15 +1,18 @@
 //! Concord's durable storage: [`SledStore`], the engine's
-//! [`concord_core::Storage`] on one [sled](https://docs.rs/sled/0.34.7) database.
+//! [`concord_core::Storage`] on [sled](https://docs.rs/sled/0.34.7).
 //!
 //! # Layout
 //!
-//! One sled database holds five trees. Every value but a segment is a record
+//! Two sled databases hold the store: the log in `log/` inside the
+//! directory, so that a group commit flushes only the log and never waits on
+//! a checkpoint being written; and the checkpointed state in the directory
+//! itself. Together they hold five trees. Every value but a segment is a record
 //! of `concord_crdt::codec` (a format-version byte, then bincode 2), and
 //! every key sorts the way the store reads it:
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `log` | origin (`u16` big endian), first seq (`u64` big endian) | a `WriteBatch` (a large one is split into records of at most ~48 KiB: sled writes bigger values to blob files of their own) |
+//! | `log` (its own database, in `log/`) | origin (`u16` big endian), first seq (`u64` big endian) | a `WriteBatch` (a large one is split into records of at most ~48 KiB: sled writes bigger values to blob files of their own) |
 //! | `segments` | generation (`u64` big endian), chunk (`u32` big endian) | a segment: entity states of one checkpoint |
 //! | `queue` | item id (`u64` big endian) | a `ConflictItem` |
 //! | `losers` | record id (`u64` big endian) | a `LoserRecord` |

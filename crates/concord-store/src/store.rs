@@ -43,7 +43,11 @@ use crate::state::State;
 /// # Ok::<(), concord_core::CoreError>(())
 /// ```
 pub struct SledStore {
+    /// The checkpointed state's database (the directory itself).
     db: sled::Db,
+    /// The log's database (`log/` inside the directory): its own, so a
+    /// group commit flushes only the log, never a checkpoint being written.
+    log_db: sled::Db,
     log: Log,
     state: Arc<State>,
     path: PathBuf,
@@ -60,10 +64,13 @@ impl SledStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, CoreError> {
         let path = path.as_ref().to_path_buf();
         let db = open_db(&path)?;
-        let log = Log::open(db.open_tree(LOG).map_err(backend)?)?;
+        let log_db = open_db(&path.join(LOG_DIR))?;
+        move_legacy_log(&db, &log_db)?;
+        let log = Log::open(log_db.open_tree(LOG).map_err(backend)?)?;
         let state = Arc::new(State::open(&db)?);
         Ok(Self {
             db,
+            log_db,
             log,
             state,
             path,
@@ -90,6 +97,28 @@ impl SledStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The log's database, a directory inside the store's.
+pub(crate) const LOG_DIR: &str = "log";
+
+/// A store written before the log had a database of its own keeps its log
+/// tree in the state's database: move its records over (once; the copy is
+/// flushed before the old tree is dropped, so a crash in between leaves
+/// both copies, and the move simply happens again).
+fn move_legacy_log(db: &sled::Db, log_db: &sled::Db) -> Result<(), CoreError> {
+    if !db.tree_names().iter().any(|n| n.as_ref() == LOG.as_bytes()) {
+        return Ok(());
+    }
+    let old = db.open_tree(LOG).map_err(backend)?;
+    let new = log_db.open_tree(LOG).map_err(backend)?;
+    for entry in &old {
+        let (k, v) = entry.map_err(backend)?;
+        new.insert(k, v).map_err(backend)?;
+    }
+    log_db.flush().map_err(backend)?;
+    db.drop_tree(LOG).map_err(backend)?;
+    Ok(())
 }
 
 /// How long [`open_db`] waits for the database's file lock.
@@ -121,6 +150,7 @@ impl Drop for SledStore {
     /// background threads holding the directory's lock after the store is gone.
     fn drop(&mut self) {
         // Nothing to report to: every acknowledged write was synced already.
+        let _ = self.log_db.flush();
         let _ = self.db.flush();
     }
 }
@@ -140,7 +170,7 @@ impl Storage for SledStore {
     }
 
     fn sync(&mut self) -> Result<(), CoreError> {
-        self.db.flush().map(drop).map_err(backend)
+        self.log_db.flush().map(drop).map_err(backend)
     }
 
     fn read_log(
@@ -205,6 +235,6 @@ impl Storage for SledStore {
     }
 
     fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db.size_on_disk().unwrap_or(0) + self.log_db.size_on_disk().unwrap_or(0)
     }
 }

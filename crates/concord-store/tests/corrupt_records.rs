@@ -37,14 +37,23 @@ fn populated() -> TempDir {
 
 /// Changes the closed store at `path` through sled directly.
 fn tamper(path: &Path, tree: &str, change: impl FnOnce(&sled::Tree)) {
-    let db = open_raw(path);
+    let db = open_raw(&db_of(path, tree));
     change(&db.open_tree(tree).expect("the tree opens"));
     db.flush().expect("sled flushes");
 }
 
+/// The sled database that holds `tree`: the log has its own, in `log/`.
+fn db_of(path: &Path, tree: &str) -> std::path::PathBuf {
+    if tree == "log" {
+        path.join("log")
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// The keys of `tree`, in order.
 fn keys(path: &Path, tree: &str) -> Vec<Vec<u8>> {
-    let db = open_raw(path);
+    let db = open_raw(&db_of(path, tree));
     let tree = db.open_tree(tree).expect("the tree opens");
     tree.iter()
         .map(|e| e.expect("sled reads its keys").0.to_vec())

@@ -79,7 +79,7 @@ fn a_corrupt_log_record_is_counted_and_the_peer_gets_a_snapshot() {
     }
     // Spoil the middle log record (seqs 4..=6) behind the store's back.
     {
-        let db = open_raw(dir.path());
+        let db = open_raw(&dir.path().join("log"));
         let log = db.open_tree("log").expect("log tree");
         let keys: Vec<_> = log.iter().map(|e| e.expect("key").0).collect();
         assert_eq!(keys.len(), 3);
