@@ -612,6 +612,27 @@ pub fn loser_to_pb(r: &LoserRecord, names: &RegionNames) -> pb::LoserRecord {
     }
 }
 
+impl ClientService {
+    /// `Put`, `Delete` and `Increment`: admits the call, then makes the write
+    /// here or forwards it to the key's owner.
+    async fn client_write<T>(
+        &self,
+        request: Request<T>,
+        wrap: fn(T) -> Forward,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let (principal, _permit) = self.admit(&request)?;
+        let forwarded = request.metadata().contains_key(FORWARDED);
+        let authorization = request.metadata().get(AUTHORIZATION).cloned();
+        self.checked_write(
+            &principal,
+            forwarded,
+            authorization,
+            wrap(request.into_inner()),
+        )
+        .await
+    }
+}
+
 type ItemStream = Pin<Box<dyn Stream<Item = Result<pb::ConflictItem, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -620,48 +641,21 @@ impl pb::concord_server::Concord for ClientService {
         &self,
         request: Request<pb::PutRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let (principal, _permit) = self.admit(&request)?;
-        let forwarded = request.metadata().contains_key(FORWARDED);
-        let authorization = request.metadata().get(AUTHORIZATION).cloned();
-        self.checked_write(
-            &principal,
-            forwarded,
-            authorization,
-            Forward::Put(request.into_inner()),
-        )
-        .await
+        self.client_write(request, Forward::Put).await
     }
 
     async fn delete(
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let (principal, _permit) = self.admit(&request)?;
-        let forwarded = request.metadata().contains_key(FORWARDED);
-        let authorization = request.metadata().get(AUTHORIZATION).cloned();
-        self.checked_write(
-            &principal,
-            forwarded,
-            authorization,
-            Forward::Delete(request.into_inner()),
-        )
-        .await
+        self.client_write(request, Forward::Delete).await
     }
 
     async fn increment(
         &self,
         request: Request<pb::IncrementRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let (principal, _permit) = self.admit(&request)?;
-        let forwarded = request.metadata().contains_key(FORWARDED);
-        let authorization = request.metadata().get(AUTHORIZATION).cloned();
-        self.checked_write(
-            &principal,
-            forwarded,
-            authorization,
-            Forward::Increment(request.into_inner()),
-        )
-        .await
+        self.client_write(request, Forward::Increment).await
     }
 
     async fn write_many(
