@@ -5,9 +5,25 @@
 mod support;
 
 use concord_node::NodeError;
-use concord_node::client::Read;
+use concord_node::client::{Client, Read};
+use concord_node::pb;
 use support::{Cluster, NAMES, WAIT, eventually, every_policy};
 use tonic::Code;
+
+/// Waits until `c`'s queue item for `order-1` holds `n` versions.
+async fn item_with_versions(c: &Client, n: usize) -> pb::ConflictItem {
+    eventually(WAIT, &format!("an item of {n} versions"), || {
+        let mut c = c.clone();
+        async move {
+            c.conflicts(false)
+                .await
+                .ok()?
+                .into_iter()
+                .find(|i| i.key == b"order-1" && i.versions.len() == n)
+        }
+    })
+    .await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resolution_based_on_a_stale_item_is_aborted_and_writes_nothing() {
@@ -21,39 +37,13 @@ async fn a_resolution_based_on_a_stale_item_is_aborted_and_writes_nothing() {
         .put("queues", b"order-1", b"from eu-west")
         .await
         .expect("put");
-    let stale = {
-        let c = &mut cluster.clients[0];
-        eventually(WAIT, "an item of two versions at us-east", || {
-            let mut c = c.clone();
-            async move {
-                c.conflicts(false)
-                    .await
-                    .ok()?
-                    .into_iter()
-                    .find(|i| i.key == b"order-1" && i.versions.len() == 2)
-            }
-        })
-        .await
-    };
+    let stale = item_with_versions(&cluster.clients[0], 2).await;
     // A third version arrives after the application read the item.
     cluster.clients[2]
         .put("queues", b"order-1", b"from ap-south")
         .await
         .expect("put");
-    let fresh = {
-        let c = &mut cluster.clients[0];
-        eventually(WAIT, "the item to hold the third version", || {
-            let mut c = c.clone();
-            async move {
-                c.conflicts(false)
-                    .await
-                    .ok()?
-                    .into_iter()
-                    .find(|i| i.key == b"order-1" && i.versions.len() == 3)
-            }
-        })
-        .await
-    };
+    let fresh = item_with_versions(&cluster.clients[0], 3).await;
     assert_eq!(fresh.id, stale.id);
     assert!(fresh.position > stale.position);
     let before = cluster.clients[0]
