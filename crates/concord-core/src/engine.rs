@@ -940,7 +940,7 @@ impl<S: Storage> Engine<S> {
             handoffs: self.handoffs.clone(),
             applied_walls: self.applied_wall.iter().map(|(r, w)| (*r, *w)).collect(),
         };
-        self.storage.checkpoint(&CheckpointDelta {
+        self.storage.checkpoint(CheckpointDelta {
             cursors: self.cursors(),
             entities,
             queue,

@@ -171,26 +171,26 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    fn checkpoint(&mut self, delta: &CheckpointDelta) -> Result<(), CoreError> {
+    fn checkpoint(&mut self, delta: CheckpointDelta) -> Result<(), CoreError> {
         let mut inner = self.lock();
         let d = &mut inner.durable;
         d.cursors = delta.cursors.iter().copied().collect();
-        for (k, e) in &delta.entities {
-            d.entities.insert(k.clone(), e.clone());
+        for (k, e) in delta.entities {
+            d.entities.insert(k, e);
         }
-        for item in &delta.queue {
-            d.queue.insert(item.id, item.clone());
+        for item in delta.queue {
+            d.queue.insert(item.id, item);
         }
         for id in &delta.queue_removed {
             d.queue.remove(id);
         }
-        for l in &delta.losers {
-            d.losers.insert(l.id, l.clone());
+        for l in delta.losers {
+            d.losers.insert(l.id, l);
         }
         if let Some(through) = delta.losers_purged_through {
             d.losers.retain(|id, _| *id > through);
         }
-        d.meta = delta.meta.clone();
+        d.meta = delta.meta;
         Ok(())
     }
 

@@ -191,7 +191,7 @@ pub trait Storage {
     /// a trim and a load wait for it; a crash before it is durable leaves
     /// the previous checkpoint whole, and the log past it), and a failure
     /// is returned by the next call that waits.
-    fn checkpoint(&mut self, delta: &CheckpointDelta) -> Result<(), CoreError>;
+    fn checkpoint(&mut self, delta: CheckpointDelta) -> Result<(), CoreError>;
 
     /// True while a checkpoint is being written in the background. The
     /// engine trims its logs only when none is, so routine trimming never

@@ -596,7 +596,7 @@ fn trim_ok<S: Storage>(store: &mut S, origin: RegionId, through: u64, check: &st
 }
 
 fn checkpoint_ok<S: Storage>(store: &mut S, delta: &CheckpointDelta, check: &str) {
-    if let Err(e) = store.checkpoint(delta) {
+    if let Err(e) = store.checkpoint(delta.clone()) {
         panic!("{check}: checkpoint failed: {e}");
     }
 }

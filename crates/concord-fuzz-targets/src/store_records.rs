@@ -96,7 +96,7 @@ fn exercise(store: &mut SledStore) {
         cursors: bounds.iter().map(|(o, b)| (*o, b.last)).collect(),
         ..CheckpointDelta::default()
     };
-    let _ = store.checkpoint(&delta);
+    let _ = store.checkpoint(delta.clone());
     let _ = store.load_checkpoint();
     let _ = store.size_on_disk();
 }

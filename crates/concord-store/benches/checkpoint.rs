@@ -104,7 +104,7 @@ fn main() {
     let mut store = SledStore::open(dir.path()).expect("open sled");
     let start = Instant::now();
     let mut times = Vec::new();
-    for delta in &deltas {
+    for delta in deltas {
         let t = Instant::now();
         store.checkpoint(delta).expect("checkpoint");
         times.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -64,12 +64,13 @@ impl<S: Storage> Storage for Timed<S> {
     fn trim_log(&mut self, origin: RegionId, through: u64) -> Result<(), CoreError> {
         self.inner.trim_log(origin, through)
     }
-    fn checkpoint(&mut self, delta: &CheckpointDelta) -> Result<(), CoreError> {
+    fn checkpoint(&mut self, delta: CheckpointDelta) -> Result<(), CoreError> {
         let start = Instant::now();
+        let entities = delta.entities.len();
         let result = self.inner.checkpoint(delta);
         self.spent += start.elapsed();
         self.checkpoints += 1;
-        self.entities += delta.entities.len();
+        self.entities += entities;
         result
     }
     fn load_checkpoint(&self) -> Result<Checkpoint, CoreError> {

@@ -30,7 +30,7 @@ fn populated() -> TempDir {
     store
         .append(vec![sample_batch(A, 7..=9)])
         .expect("a valid append");
-    store.checkpoint(&sample_delta()).expect("a checkpoint");
+    store.checkpoint(sample_delta()).expect("a checkpoint");
     store.sync().expect("a sync");
     dir
 }

@@ -46,7 +46,7 @@ fn child_that_crashes() {
         call(&mut store, k);
     }
     store.sync().unwrap();
-    store.checkpoint(&sample_delta()).unwrap();
+    store.checkpoint(sample_delta()).unwrap();
     for k in SYNCED_CALLS..ALL_CALLS {
         call(&mut store, k);
     }

@@ -20,7 +20,7 @@ fn logs_and_checkpoints_survive_a_reopen() {
     }
     store.sync().unwrap();
     store.trim_log(A, 100).unwrap();
-    store.checkpoint(&sample_delta()).unwrap();
+    store.checkpoint(sample_delta()).unwrap();
     store.sync().unwrap();
     let checkpoint = store.load_checkpoint().unwrap();
     assert!(store.size_on_disk() > 0);
@@ -82,7 +82,7 @@ fn a_large_checkpoint_is_applied_whole_and_survives_a_reopen() {
             .collect(),
         ..template
     };
-    store.checkpoint(&delta).unwrap();
+    store.checkpoint(delta.clone()).unwrap();
     drop(store);
 
     let store = SledStore::open(dir.path()).unwrap();

@@ -115,7 +115,7 @@ fn later_segments_override_earlier_ones_in_order() {
         // The same entity twice in one delta: the later one counts.
         let again = (d.entities[0].0.clone(), states()[n as usize % 3].clone());
         d.entities.push(again);
-        store.checkpoint(&d).expect("a checkpoint");
+        store.checkpoint(d.clone()).expect("a checkpoint");
         model.apply(&d);
         assert_eq!(
             store.load_checkpoint().unwrap(),
@@ -128,7 +128,7 @@ fn later_segments_override_earlier_ones_in_order() {
         entities: Vec::new(),
         ..delta(13, 0, 100)
     };
-    store.checkpoint(&quiet).unwrap();
+    store.checkpoint(quiet.clone()).unwrap();
     model.apply(&quiet);
     drop(store);
     let (generations, entries) = generations_and_entries(dir.path());
@@ -159,7 +159,7 @@ fn compaction_keeps_exactly_the_live_state() {
     for n in 1..=14u64 {
         let mut store = SledStore::open(dir.path()).expect("the store opens");
         let d = delta(n, 1500, 3000);
-        store.checkpoint(&d).expect("a checkpoint");
+        store.checkpoint(d.clone()).expect("a checkpoint");
         model.apply(&d);
         assert_eq!(
             store.load_checkpoint().unwrap(),
@@ -211,7 +211,7 @@ fn child_that_crashes_mid_checkpoint() {
         std::process::exit(CRASHED);
     });
     for n in 1..=CHILD_CHECKPOINTS {
-        store.checkpoint(&crash_delta(n)).unwrap();
+        store.checkpoint(crash_delta(n)).unwrap();
         println!("done {n}");
     }
 }
@@ -296,7 +296,7 @@ fn a_store_of_one_record_per_entity_is_converted_when_it_opens() {
     assert_eq!(store.load_checkpoint().unwrap().entities, expected);
     // Checkpoints go on from there.
     let d = delta(1, 10, 10);
-    store.checkpoint(&d).unwrap();
+    store.checkpoint(d.clone()).unwrap();
     let mut model = Model::default();
     for (k, e) in &expected {
         model.entities.insert(k.clone(), e.clone());
