@@ -191,16 +191,18 @@ impl Storage for SledStore {
         self.log.trim(origin, through)
     }
 
-    /// Encodes the checkpoint here and writes it to sled on a thread of its
-    /// own, so the engine goes on meanwhile (see the trait's contract).
-    fn checkpoint(&mut self, delta: &CheckpointDelta) -> Result<(), CoreError> {
-        let prepared = State::prepare(delta)?;
+    /// Encodes the checkpoint and writes it to sled on a thread of its own,
+    /// so the engine goes on meanwhile (see the trait's contract): the
+    /// engine's thread only hands the delta over.
+    fn checkpoint(&mut self, delta: CheckpointDelta) -> Result<(), CoreError> {
         self.join_checkpoint()?;
         let state = Arc::clone(&self.state);
         let db = self.db.clone();
         let handle = std::thread::Builder::new()
             .name("concord-checkpoint".into())
             .spawn(move || {
+                let prepared = State::prepare(&delta)?;
+                drop(delta);
                 state.commit(prepared)?;
                 db.flush().map(drop).map_err(backend)
             })
