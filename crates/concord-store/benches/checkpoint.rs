@@ -2,20 +2,24 @@
 //!
 //! Makes `--checkpoints` deltas of `--entities` entities each (an `lww-hlc`
 //! state of a 100-byte value), their keys drawn at random from `--keys`
-//! distinct keys, and applies them to a `SledStore`, flushing each as the
-//! trait requires. Prints the time of each checkpoint, the entities stored
-//! per second over all of them, the time to load the last checkpoint back,
+//! distinct keys, with `--losers` new loser records each (the version a
+//! write overwrote: a 100-byte value) and the loser log purged down to
+//! `--loser-capacity` records as the engine's bounded log does, and applies
+//! them to a `SledStore`, waiting for each as the trait requires. Prints the
+//! time of each checkpoint, the entities stored per second over all of them,
+//! the CPU time the process spent, the time to load the last checkpoint back,
 //! and the size of the sled directory.
 //!
 //! ```text
-//! cargo bench -p concord-store --bench checkpoint -- --entities 50000 --checkpoints 20 --keys 1000000
+//! cargo bench -p concord-store --bench checkpoint -- --entities 50000 --losers 25000 --checkpoints 20 --keys 1000000
 //! ```
 
 use std::time::Instant;
 
 use concord_clock::{HlcTime, WallTime};
 use concord_core::{
-    CheckpointDelta, Collection, Entity, EntityKey, Op, Policy, Storage, TaggedWrite,
+    CheckpointDelta, Collection, Entity, EntityKey, LoserRecord, Op, Policy, Storage, TaggedWrite,
+    Version, WriteRef,
 };
 use concord_crdt::{RegionId, VersionVector};
 use concord_store::SledStore;
@@ -55,6 +59,44 @@ fn entity(collection: &Collection, key: &[u8], seq: u64) -> Entity {
     e
 }
 
+/// Loser record `id`: a 100-byte version of `key` that lost to write `seq`.
+fn loser(collection: &Collection, key: &[u8], id: u64, seq: u64) -> LoserRecord {
+    let origin = RegionId::new(1);
+    let ms = NOON_MS + i64::try_from(seq).expect("seq fits");
+    let wall = WallTime::from_micros(ms * 1000);
+    LoserRecord {
+        id,
+        entity: EntityKey::new(collection.clone(), key),
+        loser: Version {
+            value: Some(vec![b'l'; 100]),
+            write: WriteRef {
+                origin,
+                seq: seq.saturating_sub(1),
+            },
+            hlc: HlcTime::from_parts(ms - 1, 0).expect("hlc"),
+            wall,
+        },
+        winner: WriteRef { origin, seq },
+        at: wall,
+    }
+}
+
+/// The CPU time this process has used (user and system), in seconds.
+fn cpu_seconds() -> f64 {
+    // utime and stime are fields 14 and 15 of /proc/self/stat, in clock
+    // ticks (100 per second on Linux); the name before them is in parentheses.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_owned();
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn dir_size(path: &std::path::Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| {
@@ -74,13 +116,15 @@ fn main() {
     let per = arg("--entities", 50_000);
     let checkpoints = arg("--checkpoints", 20);
     let keys = arg("--keys", 1_000_000).max(1) as u64;
+    let losers_per = arg("--losers", 25_000) as u64;
+    let capacity = arg("--loser-capacity", 100_000) as u64;
     let collection = Collection::new("bench").expect("name");
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut seq = 0u64;
+    let mut next_loser = 0u64;
     let deltas: Vec<CheckpointDelta> = (0..checkpoints)
-        .map(|n| CheckpointDelta {
-            cursors: vec![(RegionId::new(1), seq)],
-            entities: (0..per)
+        .map(|n| {
+            let entities: Vec<(EntityKey, Entity)> = (0..per)
                 .map(|_| {
                     x ^= x << 13;
                     x ^= x >> 7;
@@ -91,25 +135,46 @@ fn main() {
                     let e = entity(&collection, &key, seq);
                     (k, e)
                 })
-                .collect(),
-            meta: concord_core::EngineMeta {
-                next_item_id: n as u64,
-                ..Default::default()
-            },
-            ..CheckpointDelta::default()
+                .collect();
+            let losers: Vec<LoserRecord> = (0..losers_per)
+                .map(|i| {
+                    let id = next_loser + i;
+                    let key = (id.wrapping_mul(0x9E37_79B9) % keys).to_be_bytes();
+                    loser(&collection, &key, id, seq)
+                })
+                .collect();
+            next_loser += losers_per;
+            // The engine keeps the newest `capacity` records: the older
+            // ones are purged at the next checkpoint.
+            let losers_purged_through = next_loser.checked_sub(capacity + 1);
+            CheckpointDelta {
+                cursors: vec![(RegionId::new(1), seq)],
+                entities,
+                losers,
+                losers_purged_through,
+                meta: concord_core::EngineMeta {
+                    next_item_id: n as u64,
+                    next_loser_id: next_loser,
+                    ..Default::default()
+                },
+                ..CheckpointDelta::default()
+            }
         })
         .collect();
 
     let dir = tempfile::tempdir().expect("temp dir");
     let mut store = SledStore::open(dir.path()).expect("open sled");
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     let mut times = Vec::new();
     for delta in deltas {
         let t = Instant::now();
         store.checkpoint(delta).expect("checkpoint");
+        store.finish_checkpoint().expect("checkpoint written");
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
     let all = per * checkpoints;
     let shown: Vec<String> = times.iter().map(|t| format!("{t:.0}")).collect();
     println!("checkpoint ms: {}", shown.join(" "));
@@ -118,11 +183,16 @@ fn main() {
         all as f64 / secs,
         times.iter().copied().fold(0.0, f64::max)
     );
+    println!(
+        "cpu: {cpu:.2} s ({:.1} ms per checkpoint)",
+        cpu * 1000.0 / checkpoints.max(1) as f64
+    );
     let t = Instant::now();
     let loaded = store.load_checkpoint().expect("load");
     println!(
-        "load: {} entities in {:.2} s",
+        "load: {} entities, {} loser records in {:.2} s",
         loaded.entities.len(),
+        loaded.losers.len(),
         t.elapsed().as_secs_f64()
     );
     let blobs = dir.path().join("blobs");

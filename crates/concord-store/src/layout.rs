@@ -13,8 +13,12 @@ pub(crate) const SEGMENTS: &str = "segments";
 pub(crate) const LEGACY_ENTITIES: &str = "entities";
 /// Checkpointed conflict-queue items.
 pub(crate) const QUEUE: &str = "queue";
-/// Checkpointed loser records.
-pub(crate) const LOSERS: &str = "losers";
+/// Loser records one record each, as stores before loser chunks kept them:
+/// read once, into chunks, when such a store opens.
+pub(crate) const LEGACY_LOSERS: &str = "losers";
+/// Checkpointed loser records, in chunks: each checkpoint's new records
+/// packed into a few large values.
+pub(crate) const LOSER_CHUNKS: &str = "loser_chunks";
 /// Checkpointed cursors and engine metadata.
 pub(crate) const META: &str = "meta";
 
@@ -24,6 +28,8 @@ pub(crate) const META_CURSORS: &[u8] = b"cursors";
 pub(crate) const META_ENGINE: &[u8] = b"engine";
 /// The key of the segments' index in [`META`].
 pub(crate) const META_SEGMENTS: &[u8] = b"segments";
+/// The key of the loser chunks' index in [`META`].
+pub(crate) const META_LOSERS: &[u8] = b"losers";
 
 /// The length of a segment key.
 const SEGMENT_KEY_LEN: usize = 12;
@@ -44,6 +50,29 @@ pub(crate) fn parse_segment_key(key: &[u8]) -> Option<(u64, u32)> {
     Some((
         u64::from_be_bytes(generation.try_into().ok()?),
         u32::from_be_bytes(chunk.try_into().ok()?),
+    ))
+}
+
+/// The length of a loser chunk key.
+const LOSER_CHUNK_KEY_LEN: usize = 16;
+
+/// The key of the loser chunk holding records `first` to `last` (by id) in
+/// [`LOSER_CHUNKS`]: both big endian, so chunks sort by id, and the last id
+/// is known without reading the chunk.
+pub(crate) fn loser_chunk_key(first: u64, last: u64) -> [u8; LOSER_CHUNK_KEY_LEN] {
+    let mut key = [0u8; LOSER_CHUNK_KEY_LEN];
+    key[..8].copy_from_slice(&first.to_be_bytes());
+    key[8..].copy_from_slice(&last.to_be_bytes());
+    key
+}
+
+/// The first and last id a loser chunk key names, if it is one.
+pub(crate) fn parse_loser_chunk_key(key: &[u8]) -> Option<(u64, u64)> {
+    let key: &[u8; LOSER_CHUNK_KEY_LEN] = key.try_into().ok()?;
+    let (first, last) = key.split_at(8);
+    Some((
+        u64::from_be_bytes(first.try_into().ok()?),
+        u64::from_be_bytes(last.try_into().ok()?),
     ))
 }
 
@@ -145,6 +174,24 @@ mod tests {
         );
         assert_eq!(parse_segment_key(&[0; 11]), None);
         assert_eq!(parse_segment_key(&[0; 13]), None);
+    }
+
+    #[test]
+    fn loser_chunk_keys_sort_by_first_id_and_round_trip() {
+        let keys = [
+            loser_chunk_key(0, 5),
+            loser_chunk_key(6, 6),
+            loser_chunk_key(7, 300),
+            loser_chunk_key(256, 1),
+            loser_chunk_key(u64::MAX, u64::MAX),
+        ];
+        assert!(keys.windows(2).all(|p| p[0] < p[1]));
+        assert_eq!(
+            parse_loser_chunk_key(&loser_chunk_key(1 << 40, u64::MAX)),
+            Some((1 << 40, u64::MAX))
+        );
+        assert_eq!(parse_loser_chunk_key(&[0; 8]), None);
+        assert_eq!(parse_loser_chunk_key(&[0; 17]), None);
     }
 
     #[test]

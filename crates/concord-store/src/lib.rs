@@ -66,6 +66,7 @@
 
 mod layout;
 mod log;
+mod losers;
 mod record;
 mod segment;
 mod state;

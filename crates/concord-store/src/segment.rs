@@ -53,12 +53,24 @@ pub(crate) fn pack<'a>(
     entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     target: usize,
 ) -> Result<Vec<Vec<u8>>, CoreError> {
+    Ok(pack_counted(entries, target)?
+        .into_iter()
+        .map(|(segment, _)| segment)
+        .collect())
+}
+
+/// As [`pack`], with the number of entries of each segment: segment `i`
+/// holds the entries that follow those of the segments before it.
+pub(crate) fn pack_counted<'a>(
+    entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    target: usize,
+) -> Result<Vec<(Vec<u8>, usize)>, CoreError> {
     let mut segments = Vec::new();
     let mut current: Vec<u8> = Vec::new();
     let mut count: u32 = 0;
     for (key, record) in entries {
         if count > 0 && current.len() + 8 + key.len() + record.len() > target {
-            segments.push(finish(std::mem::take(&mut current), count));
+            segments.push((finish(std::mem::take(&mut current), count), count as usize));
             count = 0;
         }
         if count == 0 {
@@ -77,7 +89,7 @@ pub(crate) fn pack<'a>(
         })?;
     }
     if count > 0 {
-        segments.push(finish(current, count));
+        segments.push((finish(current, count), count as usize));
     }
     Ok(segments)
 }

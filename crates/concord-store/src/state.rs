@@ -26,16 +26,17 @@ use std::convert::Infallible;
 
 use concord_core::{
     Checkpoint, CheckpointDelta, ConflictItem, CoreError, EngineMeta, Entity, EntityKey,
-    LoserRecord,
 };
 use concord_crdt::RegionId;
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::{Batch, Db, IVec, Tree};
 
 use crate::layout::{
-    LEGACY_ENTITIES, LOSERS, META, META_CURSORS, META_ENGINE, META_SEGMENTS, QUEUE, SEGMENTS,
-    entity_key, id_key, parse_entity_key, parse_id_key, parse_segment_key, segment_key,
+    LEGACY_ENTITIES, LEGACY_LOSERS, LOSER_CHUNKS, META, META_CURSORS, META_ENGINE, META_LOSERS,
+    META_SEGMENTS, QUEUE, SEGMENTS, entity_key, id_key, parse_entity_key, parse_id_key,
+    parse_segment_key, segment_key,
 };
+use crate::losers::{self, LoserIndex};
 use crate::record::{backend, corrupt, corrupt_at, decode, encode, location};
 use crate::segment::{SegmentIndex, merge_newest, pack, unpack};
 
@@ -43,7 +44,6 @@ const ENTITY: &str = "entity";
 const SEGMENT: &str = "entity segment";
 const SEGMENT_INDEX: &str = "segment index";
 const ITEM: &str = "conflict item";
-const LOSER: &str = "loser record";
 const CURSORS: &str = "checkpoint cursors";
 const ENGINE: &str = "engine metadata";
 
@@ -81,6 +81,7 @@ pub(crate) fn needs_compaction(index: &SegmentIndex, adding: u64) -> bool {
 pub(crate) struct State {
     segments: Tree,
     queue: Tree,
+    /// Loser records, in chunks (see [`crate::losers`]).
     losers: Tree,
     meta: Tree,
 }
@@ -91,8 +92,8 @@ pub(crate) struct Prepared {
     /// The changed entities, encoded, sorted by key, one per key.
     entities: Vec<(Vec<u8>, Vec<u8>)>,
     queue: Batch,
-    /// New loser records (already without the purged ones).
-    losers: Batch,
+    /// New loser records (already without the purged ones), by id.
+    losers: losers::Fresh,
     /// Loser records up to this id are purged.
     losers_purged_through: Option<u64>,
     cursors: Vec<u8>,
@@ -106,24 +107,64 @@ struct SegmentWrite {
 }
 
 impl State {
-    /// Opens (or creates) the trees in `db`, converting the entity records
-    /// of a store that kept one per entity into a segment.
+    /// Opens (or creates) the trees in `db`, converting the records of a
+    /// store that kept one per entity into a segment, and those of a store
+    /// that kept one per loser record into chunks.
     pub(crate) fn open(db: &Db) -> Result<Self, CoreError> {
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         let state = Self {
             segments: tree(SEGMENTS)?,
             queue: tree(QUEUE)?,
-            losers: tree(LOSERS)?,
+            losers: tree(LOSER_CHUNKS)?,
             meta: tree(META)?,
         };
-        if db
-            .tree_names()
-            .iter()
-            .any(|name| &name[..] == LEGACY_ENTITIES.as_bytes())
-        {
+        let names = db.tree_names();
+        let has = |tree: &str| names.iter().any(|name| &name[..] == tree.as_bytes());
+        if has(LEGACY_ENTITIES) {
             state.convert_legacy(db)?;
         }
+        if has(LEGACY_LOSERS) {
+            state.convert_legacy_losers(db)?;
+        }
         Ok(state)
+    }
+
+    /// Moves the records of the legacy `losers` tree (one per key), as
+    /// bytes, into chunks, in one transaction with the chunks' index; then
+    /// drops the emptied tree. A crash at any point leaves either the old
+    /// layout or the new one.
+    fn convert_legacy_losers(&self, db: &Db) -> Result<(), CoreError> {
+        let legacy = db.open_tree(LEGACY_LOSERS).map_err(backend)?;
+        let mut records: Vec<(IVec, IVec)> = Vec::new();
+        for entry in &legacy {
+            records.push(entry.map_err(backend)?);
+        }
+        if !records.is_empty() {
+            let write = losers::convert_legacy(&records, self.loser_index()?)?;
+            let mut removal = Batch::default();
+            for (key, _) in &records {
+                removal.remove(key);
+            }
+            let mut meta = Batch::default();
+            meta.insert(META_LOSERS, encode(losers::INDEX, &write.index)?);
+            (&self.losers, &legacy, &self.meta)
+                .transaction(|(c, l, m)| {
+                    c.apply_batch(&write.batch)?;
+                    l.apply_batch(&removal)?;
+                    m.apply_batch(&meta)?;
+                    Ok::<(), ConflictableTransactionError<Infallible>>(())
+                })
+                .map_err(transaction_error)?;
+            db.flush().map_err(backend)?;
+        }
+        db.drop_tree(LEGACY_LOSERS).map_err(backend)?;
+        Ok(())
+    }
+
+    /// The loser chunks' index (that of an empty store when none was written).
+    fn loser_index(&self) -> Result<LoserIndex, CoreError> {
+        let bytes = self.meta.get(META_LOSERS).map_err(backend)?;
+        losers::decode_index(bytes.as_deref())
     }
 
     /// Moves the records of the legacy `entities` tree, as bytes, into
@@ -263,13 +304,8 @@ impl State {
             queue.remove(&id_key(*id)[..]);
         }
 
-        let mut losers = Batch::default();
         let through = delta.losers_purged_through;
-        for loser in &delta.losers {
-            if through.is_none_or(|t| loser.id > t) {
-                losers.insert(&id_key(loser.id)[..], encode(LOSER, loser)?);
-            }
-        }
+        let losers = losers::prepare(&delta.losers, through)?;
 
         let cursors: BTreeMap<RegionId, u64> = delta.cursors.iter().copied().collect();
         let cursors: Vec<(RegionId, u64)> = cursors.into_iter().collect();
@@ -288,28 +324,29 @@ impl State {
         let Prepared {
             entities,
             queue,
-            mut losers,
+            losers,
             losers_purged_through,
             cursors,
             engine,
         } = prepared;
         let segments = self.write_segments(&entities)?;
-        if let Some(through) = losers_purged_through {
-            for entry in self.losers.range(..=id_key(through)) {
-                let (key, _) = entry.map_err(backend)?;
-                losers.remove(key);
-            }
-        }
+        let losers = losers::write(
+            &self.losers,
+            self.loser_index()?,
+            &losers,
+            losers_purged_through,
+        )?;
         let mut meta = Batch::default();
         meta.insert(META_CURSORS, cursors);
         meta.insert(META_ENGINE, engine);
         meta.insert(META_SEGMENTS, encode(SEGMENT_INDEX, &segments.index)?);
+        meta.insert(META_LOSERS, encode(losers::INDEX, &losers.index)?);
 
         (&self.segments, &self.queue, &self.losers, &self.meta)
             .transaction(|(s, q, l, m)| {
                 s.apply_batch(&segments.batch)?;
                 q.apply_batch(&queue)?;
-                l.apply_batch(&losers)?;
+                l.apply_batch(&losers.batch)?;
                 m.apply_batch(&meta)?;
                 Ok::<(), ConflictableTransactionError<Infallible>>(())
             })
@@ -328,7 +365,7 @@ impl State {
         };
         let entities = self.load_entities()?;
         let queue = load_by_id(&self.queue, QUEUE, ITEM, |i: &ConflictItem| i.id)?;
-        let losers = load_by_id(&self.losers, LOSERS, LOSER, |l: &LoserRecord| l.id)?;
+        let losers = losers::load(&self.losers, &self.loser_index()?)?;
         Ok(Checkpoint {
             cursors,
             entities,

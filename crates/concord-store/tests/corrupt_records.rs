@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 
 use concord_core::storage_conformance::{sample_batch, sample_delta};
-use concord_core::{CoreError, Storage};
+use concord_core::{CoreError, LoserRecord, Storage};
 use concord_crdt::{RegionId, codec};
 use concord_store::SledStore;
 use support::open_raw;
@@ -116,7 +116,7 @@ fn garbage(real: &[u8]) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn garbage_in_any_checkpoint_tree_is_a_corrupt_record() {
     let dir = populated();
-    for tree in ["segments", "queue", "losers", "meta"] {
+    for tree in ["segments", "queue", "loser_chunks", "meta"] {
         let all = keys(dir.path(), tree);
         assert!(!all.is_empty(), "the sample checkpoint fills tree {tree}");
         for key in all {
@@ -152,7 +152,7 @@ fn garbage_in_any_checkpoint_tree_is_a_corrupt_record() {
 fn misplaced_records_are_corrupt_records() {
     let dir = populated();
     type Change = fn(&sled::Tree);
-    let cases: [(&str, &str, Change); 6] = [
+    let cases: [(&str, &str, Change); 8] = [
         ("segments", "a key that is not 12 bytes", |t| {
             let (_, v) = t.first().unwrap().unwrap();
             t.insert(b"short", v).unwrap();
@@ -175,10 +175,22 @@ fn misplaced_records_are_corrupt_records() {
             let (_, v) = t.first().unwrap().unwrap();
             t.insert(1000u64.to_be_bytes(), v).unwrap();
         }),
-        ("losers", "a record under another record's id", |t| {
+        ("loser_chunks", "a key that is not 16 bytes", |t| {
             let (_, v) = t.first().unwrap().unwrap();
             t.insert(77u64.to_be_bytes(), v).unwrap();
         }),
+        ("loser_chunks", "a chunk under another chunk's ids", |t| {
+            let (_, v) = t.first().unwrap().unwrap();
+            t.insert(loser_chunk_key(77, 79), v).unwrap();
+        }),
+        (
+            "loser_chunks",
+            "a key whose first id is past its last",
+            |t| {
+                let (_, v) = t.first().unwrap().unwrap();
+                t.insert(loser_chunk_key(79, 77), v).unwrap();
+            },
+        ),
     ];
     for (tree, case, change) in cases {
         let before = keys(dir.path(), tree);
@@ -205,6 +217,11 @@ fn misplaced_records_are_corrupt_records() {
 /// A spoiled segment: what was done, the entries, and how the error's
 /// location ends (when it names an entry).
 type Spoiled = (String, Vec<(Vec<u8>, Vec<u8>)>, Option<&'static str>);
+
+/// A loser chunk key: first and last id, big endian.
+fn loser_chunk_key(first: u64, last: u64) -> Vec<u8> {
+    [&first.to_be_bytes()[..], &last.to_be_bytes()[..]].concat()
+}
 
 /// A segment key: generation and chunk, big endian.
 fn segment_key(generation: u64, chunk: u32) -> Vec<u8> {
@@ -302,6 +319,92 @@ fn a_corrupt_entry_of_a_segment_is_a_corrupt_record() {
     assert_eq!(
         store.load_checkpoint().unwrap().entities.len(),
         sample_delta().entities.len()
+    );
+}
+
+/// A well-framed loser chunk that disagrees with its key, its records or
+/// its neighbours, or that the index does not count, is a CorruptRecord.
+#[test]
+fn a_loser_chunk_that_disagrees_is_a_corrupt_record() {
+    let dir = populated();
+    let all = keys(dir.path(), "loser_chunks");
+    assert_eq!(
+        all,
+        vec![loser_chunk_key(1, 3)],
+        "the sample losers are one chunk"
+    );
+    let db = open_raw(dir.path());
+    let real = db
+        .open_tree("loser_chunks")
+        .unwrap()
+        .get(&all[0])
+        .unwrap()
+        .unwrap();
+    drop(db);
+    // Chunks are framed as segments, keyed by record id.
+    let entries = unpack(&real);
+    let ids: Vec<Vec<u8>> = (1..=3u64).map(|id| id.to_be_bytes().to_vec()).collect();
+    assert_eq!(entries.iter().map(|e| e.0.clone()).collect::<Vec<_>>(), ids);
+    let record = |n: usize| entries[n].1.clone();
+    let renumbered = |id: u64| {
+        let mut loser: LoserRecord = codec::decode(&record(2)).unwrap();
+        loser.id = id;
+        codec::encode(&loser).unwrap()
+    };
+    let id = |n: u64| n.to_be_bytes().to_vec();
+    let cases: Vec<(&str, &str, Vec<u8>, Vec<u8>)> = vec![
+        (
+            "a record under another id",
+            "loser_chunks",
+            loser_chunk_key(77, 77),
+            pack(&[(id(77), record(0))]),
+        ),
+        (
+            "a key whose ids are not the chunk's",
+            "loser_chunks",
+            loser_chunk_key(77, 78),
+            pack(&[(id(77), renumbered(77))]),
+        ),
+        (
+            "an id that is not 8 bytes",
+            "loser_chunks",
+            loser_chunk_key(77, 77),
+            pack(&[(vec![77], renumbered(77))]),
+        ),
+        (
+            "a chunk overlapping the previous one",
+            "loser_chunks",
+            loser_chunk_key(2, 2),
+            pack(&[(id(2), record(1))]),
+        ),
+        (
+            "a chunk the index does not count",
+            "meta",
+            loser_chunk_key(77, 77),
+            pack(&[(id(77), renumbered(77))]),
+        ),
+        (
+            "an empty chunk",
+            "loser_chunks",
+            loser_chunk_key(77, 77),
+            pack(&[]),
+        ),
+    ];
+    for (case, tree, key, chunk) in cases {
+        tamper(dir.path(), "loser_chunks", |t| {
+            t.insert(&key, chunk).unwrap();
+        });
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_corrupt(store.load_checkpoint(), tree, case);
+        drop(store);
+        tamper(dir.path(), "loser_chunks", |t| {
+            t.remove(&key).unwrap();
+        });
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.load_checkpoint().unwrap().losers,
+        sample_delta().losers
     );
 }
 

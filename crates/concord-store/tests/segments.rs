@@ -1,7 +1,7 @@
 //! Entity state in segments: later checkpoints override earlier ones,
 //! compaction keeps exactly the live state, a crash at any point leaves one
-//! checkpoint whole, and a store of the older one-record-per-entity layout is
-//! converted when it opens.
+//! checkpoint whole (segments and loser chunks), and a store of the older
+//! one-record-per-entity layout is converted when it opens.
 
 mod support;
 
@@ -10,7 +10,7 @@ use std::process::Command;
 
 use concord_core::storage_conformance::sample_delta;
 use concord_core::{
-    Checkpoint, CheckpointDelta, Collection, EngineMeta, Entity, EntityKey, Storage,
+    Checkpoint, CheckpointDelta, Collection, EngineMeta, Entity, EntityKey, LoserRecord, Storage,
 };
 use concord_crdt::{RegionId, codec};
 use concord_store::SledStore;
@@ -57,6 +57,7 @@ fn delta(n: u64, count: usize, keys: u64) -> CheckpointDelta {
 #[derive(Default)]
 struct Model {
     entities: BTreeMap<EntityKey, Entity>,
+    losers: BTreeMap<u64, LoserRecord>,
     last: Option<CheckpointDelta>,
 }
 
@@ -64,6 +65,12 @@ impl Model {
     fn apply(&mut self, delta: &CheckpointDelta) {
         for (k, e) in &delta.entities {
             self.entities.insert(k.clone(), e.clone());
+        }
+        for l in &delta.losers {
+            self.losers.insert(l.id, l.clone());
+        }
+        if let Some(through) = delta.losers_purged_through {
+            self.losers.retain(|id, _| *id > through);
         }
         self.last = Some(delta.clone());
     }
@@ -78,7 +85,7 @@ impl Model {
                 .map(|(k, e)| (k.clone(), e.clone()))
                 .collect(),
             queue: Vec::new(),
-            losers: Vec::new(),
+            losers: self.losers.values().cloned().collect(),
             meta: last.meta,
         }
     }
@@ -189,8 +196,30 @@ const CRASHED: i32 = 86;
 /// The checkpoints the child attempts (it dies long before).
 const CHILD_CHECKPOINTS: u64 = 100_000;
 
+/// Loser records of the crash test's checkpoints, one checkpoint's worth.
+const CRASH_LOSERS: u64 = 700;
+
+/// Checkpoint `n` of the crash test: entities, and loser records appended
+/// and purged as the engine's bounded log does (a chunk straddles the
+/// purge point most of the time).
 fn crash_delta(n: u64) -> CheckpointDelta {
-    delta(n, 2000, 6000)
+    let template = sample_delta().losers[0].clone();
+    let first = (n - 1) * CRASH_LOSERS;
+    let losers = (first..first + CRASH_LOSERS)
+        .map(|id| LoserRecord {
+            id,
+            winner: concord_core::WriteRef {
+                origin: A,
+                seq: id + n,
+            },
+            ..template.clone()
+        })
+        .collect();
+    CheckpointDelta {
+        losers,
+        losers_purged_through: (first + CRASH_LOSERS).checked_sub(2 * CRASH_LOSERS + 13),
+        ..delta(n, 2000, 6000)
+    }
 }
 
 /// Does nothing in a normal run; in the child, checkpoints over and over
