@@ -784,7 +784,11 @@ impl<S: Storage> Engine<S> {
         };
         slot.dirty = true;
         let quiet = match &effect {
-            Effect::Won | Effect::Counted | Effect::Duplicate | Effect::AlreadySeen => true,
+            Effect::Won
+            | Effect::Superseded
+            | Effect::Counted
+            | Effect::Duplicate
+            | Effect::AlreadySeen => true,
             Effect::LwwLoser { .. } => false,
             // Siblings within the policy's limit, and no open item that this
             // write could close.
@@ -841,7 +845,11 @@ impl<S: Storage> Engine<S> {
                     }
                 }
             }
-            Effect::Won | Effect::Duplicate | Effect::AlreadySeen | Effect::Counted => {}
+            Effect::Won
+            | Effect::Superseded
+            | Effect::Duplicate
+            | Effect::AlreadySeen
+            | Effect::Counted => {}
         }
         if let Op::Resolve { resolves, .. } = &w.op {
             let closed = self.queue.resolve(&key, resolves, w.write_ref(), now);

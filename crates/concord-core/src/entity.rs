@@ -91,6 +91,11 @@ pub enum Effect {
         /// The version that won.
         winner: WriteRef,
     },
+    /// LWW: the write replaced a version of its own origin with a lower seq.
+    /// Its origin had applied that version before it accepted this write, so
+    /// this is an update in the origin's own order, not a conflict: nothing
+    /// goes to the loser log (see [`superseded`]).
+    Superseded,
     /// LWW: this very write was already applied.
     Duplicate,
     /// `mv`/`queue`: the write applied; the entity now has `siblings` versions.
@@ -312,16 +317,32 @@ impl Entity {
     }
 }
 
-/// Joins register `theirs` into `mine`; returns the losing version, if any.
+/// Whether `older`, beaten by `newer` under LWW, was superseded rather than
+/// lost: both are writes of one origin and `older` came first there.
+///
+/// A region applies its own writes as it accepts them, and every region
+/// applies an origin's writes in seq order, so when `newer` was accepted its
+/// origin already held `older` (or something that had replaced it): the
+/// overwrite is an update in that region's own order, like a second UPDATE
+/// of a row in a single-region database. Only a version beaten by a write of
+/// another origin, or by an earlier write of its own (a clock that went
+/// back), is a conflict loser for the loser log.
+pub fn superseded(older: WriteRef, newer: WriteRef) -> bool {
+    older.origin == newer.origin && older.seq < newer.seq
+}
+
+/// Joins register `theirs` into `mine`; returns the losing version, if any
+/// (not one its own origin superseded).
 fn lww_join<T: Ord + Copy>(
     mine: &mut Lww<T, Version>,
     theirs: &Lww<T, Version>,
 ) -> Result<Option<(Version, WriteRef)>, CoreError> {
-    Ok(match mine.set(theirs.value().clone(), *theirs.stamp())? {
+    let lost = match mine.set(theirs.value().clone(), *theirs.stamp())? {
         LwwOutcome::Same => None,
         LwwOutcome::KeptOurs => Some((theirs.value().clone(), mine.value().write)),
         LwwOutcome::Replaced(previous) => Some((previous.into_parts().0, theirs.value().write)),
-    })
+    };
+    Ok(lost.filter(|(loser, winner)| !superseded(loser.write, *winner)))
 }
 
 /// Offers `version` to an LWW register and says who lost.
@@ -331,14 +352,21 @@ fn set_lww<T: Ord>(
     stamp: Stamp<T>,
 ) -> Result<Effect, CoreError> {
     if stamp < *reg.stamp() {
+        let winner = reg.value().write;
+        if superseded(version.write, winner) {
+            return Ok(Effect::Superseded);
+        }
         return Ok(Effect::LwwLoser {
-            winner: reg.value().write,
+            winner,
             loser: version,
         });
     }
     let incoming = version.write;
     Ok(match reg.set(version, stamp)? {
         LwwOutcome::Same | LwwOutcome::KeptOurs => Effect::Duplicate,
+        LwwOutcome::Replaced(previous) if superseded(previous.value().write, incoming) => {
+            Effect::Superseded
+        }
         LwwOutcome::Replaced(previous) => Effect::LwwLoser {
             loser: previous.into_parts().0,
             winner: incoming,

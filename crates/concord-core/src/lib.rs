@@ -31,7 +31,7 @@ pub use collection::{Collection, EntityKey, MAX_COLLECTION_LEN};
 pub use conflict::{ConflictItem, ConflictReason, ItemStatus};
 pub use engine::{Accepted, ClientOp, ClientWrite, CommitReport, Engine, Outgoing, ReadValue};
 pub use engine_config::EngineConfig;
-pub use entity::{Effect, Entity, PolicyState, Value, Version};
+pub use entity::{Effect, Entity, PolicyState, Value, Version, superseded};
 pub use error::CoreError;
 pub use lag::{ChannelStatus, LagThresholds, OriginLag};
 pub use memory_storage::MemoryStorage;

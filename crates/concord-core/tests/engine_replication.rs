@@ -55,6 +55,36 @@ fn concurrent_writes_under_every_policy_converge() {
 }
 
 #[test]
+fn a_region_overwriting_its_own_write_logs_no_loser_anywhere() {
+    let mut net = Net::new(3);
+    for v in ["v1", "v2", "v3"] {
+        net.advance(Duration::from_millis(1));
+        net.write(0, "wall", "k", ClientOp::Put(v.as_bytes().to_vec()));
+        net.write(0, "hlc", "k", ClientOp::Put(v.as_bytes().to_vec()));
+    }
+    net.settle();
+    for i in 0..3 {
+        assert_eq!(value(&net.read(i, "wall", "k")), Some(b"v3".to_vec()));
+        // Updates in region 0's own order: not conflicts.
+        assert_eq!(net.node(i).losers().len(), 0, "region {i}");
+        assert_eq!(net.node(i).stats().lww_losers, 0, "region {i}");
+    }
+    // Another region's write over them is a conflict everywhere.
+    net.advance(Duration::from_millis(1));
+    net.write(1, "wall", "k", ClientOp::Put(b"from-1".to_vec()));
+    net.settle();
+    for i in 0..3 {
+        assert_eq!(value(&net.read(i, "wall", "k")), Some(b"from-1".to_vec()));
+        let losers: Vec<_> = net
+            .node(i)
+            .losers()
+            .map(|l| l.loser.value.clone())
+            .collect();
+        assert_eq!(losers, vec![Some(b"v3".to_vec())], "region {i}");
+    }
+}
+
+#[test]
 fn a_resolution_closes_the_item_in_every_region() {
     let mut net = Net::new(3);
     net.write(0, "queue", "order-7", ClientOp::Put(b"paid".to_vec()));

@@ -23,6 +23,29 @@ fn list(collection: &str, after_id: Option<u64>, limit: u32) -> pb::ListLosersRe
     }
 }
 
+/// Puts `value` through `writer` and waits until `reader`'s region has it,
+/// so that the next write there is stamped after it.
+async fn put_seen(
+    writer: &mut Client,
+    reader: &Client,
+    collection: &str,
+    key: &[u8],
+    value: &[u8],
+) -> pb::WriteRef {
+    let token = writer.put(collection, key, value).await.expect("put");
+    eventually(WAIT, "the write in the other region", || {
+        let mut reader = reader.clone();
+        async move {
+            match reader.get(collection, key).await.ok()? {
+                Read::Value { value: v, .. } if v == value => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await;
+    token
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_losers_names_every_overwritten_version() {
     let reader = ClientSpec {
@@ -32,24 +55,31 @@ async fn list_losers_names_every_overwritten_version() {
         write: Vec::new(),
         admin: false,
     };
-    let mut cluster = Cluster::start_with(
+    let cluster = Cluster::start_with(
         &NAMES,
         &[spec("hlc", Policy::LwwHlc), spec("wall", Policy::LwwWall)],
         |c| c.clients.push(reader.clone()),
     )
     .await;
-    let other = cluster.clients[1].clone();
-    let c = &mut cluster.clients[0];
+    let mut other = cluster.clients[1].clone();
+    let mut c = cluster.clients[0].clone();
+    // The regions take turns: each version is overwritten by the other
+    // region (a region overwriting its own write is an update, not a loser).
     let mut tokens = Vec::new();
     for n in 0..5 {
-        tokens.push(
-            c.put("hlc", b"k", format!("v{n}").as_bytes())
-                .await
-                .expect("put"),
-        );
+        let value = format!("v{n}").into_bytes();
+        tokens.push(if n % 2 == 0 {
+            put_seen(&mut c, &other, "hlc", b"k", &value).await
+        } else {
+            put_seen(&mut other, &c, "hlc", b"k", &value).await
+        });
     }
-    c.put("wall", b"w", b"a").await.expect("put");
-    let last_wall = c.put("wall", b"w", b"b").await.expect("put");
+    put_seen(&mut c, &other, "wall", b"w", b"a").await;
+    let last_wall = put_seen(&mut other, &c, "wall", b"w", b"b").await;
+    // An update by the same region: no loser record.
+    put_seen(&mut other, &c, "wall", b"w2", b"x").await;
+    put_seen(&mut other, &c, "wall", b"w2", b"y").await;
+    let c = &mut c;
 
     // Four versions of hlc/k lost, each to the next.
     let losers = c.losers("hlc").await.expect("losers");

@@ -10,8 +10,9 @@
 //! converge (the same reads key by key, the same applied cursors) and that
 //! every acknowledged write is accounted for in every region: in the state
 //! (the LWW value, a sibling), in the loser log (`ListLosers`), in the
-//! conflict queue (open or closed, fenced writes included), or replaced by
-//! a later write or resolution that read it. Counters: each key's value is
+//! conflict queue (open or closed, fenced writes included), replaced by a
+//! later write or resolution that read it, or (LWW) superseded by a later
+//! write of its own region that is accounted for. Counters: each key's value is
 //! at least the acknowledged increments, at most those plus the ones whose
 //! outcome is unknown. It prints a summary.
 //!
@@ -28,7 +29,7 @@
 
 mod process_support;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -102,6 +103,8 @@ struct Ledger {
     /// Versions an attempted write or a resolution replaced on purpose
     /// (its context covered them: they were read first).
     replaced: HashSet<Ref>,
+    /// The (collection, key) of each acknowledged LWW write.
+    lww_keys: HashMap<Ref, (String, String)>,
     /// Counters: key -> (acknowledged sum, unknown sum).
     counters: BTreeMap<String, (i64, i64)>,
     /// Acknowledged resolutions.
@@ -136,6 +139,15 @@ fn classify(e: &NodeError) -> Outcome {
 }
 
 impl Ledger {
+    /// An LWW write to `key` (kept by key, to follow what superseded it).
+    fn wrote_lww(&mut self, collection: &str, key: &str, r: Result<pb::WriteRef, NodeError>) {
+        if let Ok(w) = &r {
+            self.lww_keys
+                .insert((w.origin, w.seq), (collection.to_owned(), key.to_owned()));
+        }
+        self.wrote(collection, r, &[]);
+    }
+
     fn wrote(&mut self, collection: &str, r: Result<pb::WriteRef, NodeError>, read: &[Ref]) {
         match r {
             Ok(w) => {
@@ -257,11 +269,11 @@ async fn worker(w: Worker) {
         if op < 18 {
             let key = format!("w{}", rng.below(LWW_KEYS));
             let r = c.put("wall", key.as_bytes(), value.as_bytes()).await;
-            lock(&ledger).wrote("wall", r, &[]);
+            lock(&ledger).wrote_lww("wall", &key, r);
         } else if op < 36 {
             let key = format!("h{}", rng.below(LWW_KEYS));
             let r = c.put("hlc", key.as_bytes(), value.as_bytes()).await;
-            lock(&ledger).wrote("hlc", r, &[]);
+            lock(&ledger).wrote_lww("hlc", &key, r);
         } else if op < 66 {
             let collection = if op < 51 { "carts" } else { "orders" };
             let prefix = if op < 51 { "c" } else { "o" };
@@ -309,7 +321,7 @@ async fn worker(w: Worker) {
             // does not own the key refuses (FAILED_PRECONDITION).
             let key = rng.below(OWNED_KEYS).to_string();
             let r = c.put("accounts", key.as_bytes(), value.as_bytes()).await;
-            lock(&ledger).wrote("accounts", r, &[]);
+            lock(&ledger).wrote_lww("accounts", &key, r);
         } else {
             // Resolve an open conflict of the queue collection, keeping every
             // value (an application's merge).
@@ -351,6 +363,43 @@ async fn worker(w: Worker) {
             l.wrote("orders", r, &read);
         }
     }
+}
+
+/// The LWW writes superseded in a region by a later write of their own
+/// origin to the same key that is accounted for there: the current version,
+/// a loser, queued, or superseded in turn. (A later write of the same origin
+/// that did not beat the earlier one — a clock that went back — is logged as
+/// a loser itself and leaves the earlier one current, so it never stands in
+/// for it.)
+fn superseded_in_region(
+    ledger: &Ledger,
+    current: &HashMap<(String, String), Ref>,
+    present: &HashSet<Ref>,
+    lost: &HashSet<Ref>,
+    queued: &HashSet<Ref>,
+) -> HashSet<Ref> {
+    let mut chains: HashMap<(&(String, String), u32), Vec<u64>> = HashMap::new();
+    for (r, at) in &ledger.lww_keys {
+        chains.entry((at, r.0)).or_default().push(r.1);
+    }
+    let mut out = HashSet::new();
+    for ((at, origin), mut seqs) in chains {
+        seqs.sort_unstable_by(|a, b| b.cmp(a));
+        let now = current.get(at);
+        // Whether a later write of this origin to this key is accounted for.
+        let mut later_kept = false;
+        for seq in seqs {
+            let r = (origin, seq);
+            if later_kept || now.is_some_and(|c| c.0 == origin && c.1 > seq) {
+                out.insert(r);
+                later_kept = true;
+            }
+            if present.contains(&r) || lost.contains(&r) || queued.contains(&r) {
+                later_kept = true;
+            }
+        }
+    }
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -665,9 +714,24 @@ async fn soak() {
         for (i, c) in clients.iter_mut().enumerate() {
             let name = NAMES[i];
             let mut present: HashSet<Ref> = HashSet::new();
-            for r in &views[i].1 {
+            // The current LWW version of each key.
+            let mut current: HashMap<(String, String), Ref> = HashMap::new();
+            for (k, r) in views[i].1.iter().enumerate() {
                 match r {
-                    Read::Value { version, .. } => present.extend(ref_of(version.write.as_ref())),
+                    Read::Value { version, .. } => {
+                        present.extend(ref_of(version.write.as_ref()));
+                        if let (Some(at), Some((collection, key))) =
+                            (ref_of(version.write.as_ref()), keys.get(k))
+                        {
+                            current.insert(
+                                (
+                                    collection.clone(),
+                                    String::from_utf8_lossy(key).into_owned(),
+                                ),
+                                at,
+                            );
+                        }
+                    }
                     Read::Siblings { versions, .. } => {
                         present.extend(versions.iter().filter_map(|v| ref_of(v.write.as_ref())));
                     }
@@ -702,6 +766,7 @@ async fn soak() {
                     *conflicts_by_reason.entry(it.reason.clone()).or_default() += 1;
                 }
             }
+            let superseded = superseded_in_region(&ledger, &current, &present, &lost, &queued);
             let mut missing: Vec<String> = Vec::new();
             let mut where_found: BTreeMap<&str, u64> = BTreeMap::new();
             for (collection, refs) in &ledger.acked {
@@ -714,6 +779,8 @@ async fn soak() {
                         "conflict queue"
                     } else if ledger.replaced.contains(r) {
                         "replaced by a write that read it"
+                    } else if superseded.contains(r) {
+                        "superseded by a later write of its region"
                     } else {
                         missing.push(format!("{collection} {}#{}", r.0, r.1));
                         continue;

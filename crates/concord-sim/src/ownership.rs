@@ -76,6 +76,33 @@ struct Made {
     wall: Option<WallTime>,
 }
 
+/// Whether LWW write `m` is at `view`: current, a loser, queued, or
+/// superseded by a later write of its own origin that is kept there (the
+/// collections here are `lww-hlc`, whose stamps grow with the seq at an
+/// origin, so a later write of the origin beats an earlier one).
+fn lww_kept(view: &NodeView, m: &Made, made: &[Made], depth: usize) -> bool {
+    let key = (m.entity.clone(), m.write);
+    if view.losers.contains(&key)
+        || view.queued.contains(&key)
+        || view.entities.get(&m.entity).is_some_and(|e| {
+            e.versions(Policy::LwwHlc).iter().any(|v| {
+                // The current version beat every other: `m` itself, or a
+                // later write of its origin (a resolution, say).
+                v.write == m.write || concord_core::superseded(m.write, v.write)
+            })
+        })
+    {
+        return true;
+    }
+    depth < made.len()
+        && made.iter().any(|x| {
+            x.entity == m.entity
+                && x.totals.is_none()
+                && concord_core::superseded(m.write, x.write)
+                && lww_kept(view, x, made, depth + 1)
+        })
+}
+
 struct Driver {
     now: i64,
     nodes: Vec<SimNode>,
@@ -564,14 +591,7 @@ impl Driver {
                         let t = e.counter_totals(m.write.origin);
                         t.incremented >= inc && t.decremented >= dec
                     }),
-                    None => {
-                        view.losers.contains(&key)
-                            || view.entities.get(&m.entity).is_some_and(|e| {
-                                e.versions(Policy::LwwHlc)
-                                    .iter()
-                                    .any(|v| v.write == m.write)
-                            })
-                    }
+                    None => lww_kept(&view, m, &self.made, 0),
                 };
                 if !queued && !in_state {
                     return Err(Violation::new(

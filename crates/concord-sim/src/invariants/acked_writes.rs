@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use concord_core::{EntityKey, Policy, PolicyState, Version};
+use concord_core::{EntityKey, Policy, PolicyState, Version, WriteRef};
 use concord_crdt::{MvRegister, PnTotals, RegionId};
 
 use crate::{Invariant, NodeView, Oracle, OracleWrite, Violation};
@@ -27,7 +27,7 @@ pub fn check(views: &[NodeView], oracle: &Oracle) -> Result<(), Violation> {
     for (entity, writes) in &by_entity {
         for w in writes.iter().filter(|w| w.acked) {
             match w.policy {
-                Policy::LwwWall | Policy::LwwHlc => check_lww(views, w)?,
+                Policy::LwwWall | Policy::LwwHlc => check_lww(views, w, writes)?,
                 Policy::Mv | Policy::Queue => check_mv(views, w, writes)?,
                 Policy::Counter => {}
             }
@@ -55,36 +55,81 @@ fn same_value(version: &Version, w: &OracleWrite) -> bool {
 }
 
 /// LWW: the current version everywhere, or a loser-log record or conflict
-/// item there.
-fn check_lww(views: &[NodeView], w: &OracleWrite) -> Result<(), Violation> {
+/// item there, or superseded there by a later write of its own origin that
+/// is itself accounted for (see [`concord_core::superseded`]).
+fn check_lww(
+    views: &[NodeView],
+    w: &OracleWrite,
+    same_entity: &[&OracleWrite],
+) -> Result<(), Violation> {
     for view in views {
         let current = lww_current(view, w);
         if let Some(v) = current
             && v.write == w.write
+            && !same_value(v, w)
         {
-            if !same_value(v, w) {
-                return Err(violation(
-                    view,
-                    w,
-                    format!("it is the current version but holds {:?}", v.value),
-                ));
-            }
-            continue;
+            return Err(violation(
+                view,
+                w,
+                format!("it is the current version but holds {:?}", v.value),
+            ));
         }
-        let key = (w.entity.clone(), w.write);
-        if view.losers.contains(&key) || view.queued.contains(&key) {
+        if lww_accounted(view, w, same_entity, 0) {
             continue;
         }
         return Err(violation(
             view,
             w,
             format!(
-                "not the current version (that is {:?}), not in the loser log, not in the conflict queue",
+                "not the current version (that is {:?}), not in the loser log, not in the conflict queue, not superseded by a later write of its origin",
                 current.map(|v| v.write)
             ),
         ));
     }
     Ok(())
+}
+
+/// The stamp LWW orders `w` by under its policy.
+fn lww_stamp(w: &OracleWrite) -> Option<(i128, WriteRef)> {
+    let logged = w.logged.as_ref()?;
+    let time = match w.policy {
+        Policy::LwwWall => i128::from(logged.wall.as_micros()),
+        _ => i128::from(logged.hlc.as_u64()),
+    };
+    Some((time, w.write))
+}
+
+/// Whether `w` is at `view`: current, a loser, queued, or replaced there by
+/// a later write of its own origin that beat it and is accounted for.
+fn lww_accounted(
+    view: &NodeView,
+    w: &OracleWrite,
+    same_entity: &[&OracleWrite],
+    depth: usize,
+) -> bool {
+    // The current version beat every other: `w` itself, or a later write
+    // of its origin (one the oracle may not know, like a resolution).
+    if lww_current(view, w)
+        .is_some_and(|v| v.write == w.write || concord_core::superseded(w.write, v.write))
+    {
+        return true;
+    }
+    let key = (w.entity.clone(), w.write);
+    if view.losers.contains(&key) || view.queued.contains(&key) {
+        return true;
+    }
+    if depth >= same_entity.len() {
+        return false;
+    }
+    let Some(stamp) = lww_stamp(w) else {
+        return false;
+    };
+    same_entity.iter().any(|x| {
+        x.policy == w.policy
+            && concord_core::superseded(w.write, x.write)
+            && lww_stamp(x).is_some_and(|s| s > stamp)
+            && lww_accounted(view, x, same_entity, depth + 1)
+    })
 }
 
 fn register<'a>(view: &'a NodeView, w: &OracleWrite) -> Option<&'a MvRegister<Version>> {
@@ -270,6 +315,40 @@ mod tests {
         assert_eq!(err.invariant, Invariant::AckedWrites);
         assert_eq!(err.node, Some(r(2)));
         assert_eq!(err.entity, Some(e));
+        assert!(
+            err.detail.contains(&wref(0, 1).to_string()),
+            "{}",
+            err.detail
+        );
+    }
+
+    #[test]
+    fn an_lww_write_superseded_by_a_later_write_of_its_origin_is_accounted_for() {
+        let e = key("wall", "k");
+        let (op1, req1) = put("a");
+        let (op2, req2) = put("b");
+        let (op3, req3) = put("c");
+        let w1 = tagged(0, 1, &e, Policy::LwwWall, op1, None, VersionVector::new());
+        let w2 = tagged(0, 2, &e, Policy::LwwWall, op2, None, VersionVector::new());
+        let w3 = tagged(1, 5, &e, Policy::LwwWall, op3, None, VersionVector::new());
+        let mut oracle = Oracle::new();
+        oracle.insert(acked(&w1, req1, None));
+        oracle.insert(acked(&w2, req2, None));
+
+        // w2 replaced w1 at their origin: no loser record, and none needed.
+        let current = view(0, vec![(e.clone(), entity_of(&[&w1, &w2]))]);
+        check(std::slice::from_ref(&current), &oracle).unwrap();
+
+        // w3 (another region) beat w2 in turn: w2 is a loser, and w1 is
+        // accounted for through it.
+        oracle.insert(acked(&w3, req3, None));
+        let mut chained = view(1, vec![(e.clone(), entity_of(&[&w1, &w2, &w3]))]);
+        chained.losers.insert((e.clone(), w2.write_ref()));
+        check(std::slice::from_ref(&chained), &oracle).unwrap();
+
+        // Without w2's loser record neither w2 nor w1 is accounted for.
+        let silent = view(2, vec![(e.clone(), entity_of(&[&w1, &w2, &w3]))]);
+        let err = check(&[silent], &oracle).unwrap_err();
         assert!(
             err.detail.contains(&wref(0, 1).to_string()),
             "{}",
