@@ -510,7 +510,7 @@ impl<S: Storage> Engine<S> {
             .map(|e| e.config.policy)
             .ok_or_else(|| CoreError::UnknownCollection(req.collection.clone()))?;
         let epoch = self.check_local_owner(&req.collection, &req.key)?;
-        let entity_key = EntityKey::new(req.collection.clone(), req.key.clone());
+        let entity_key = EntityKey::new(req.collection, req.key);
         let region = self.config.region;
         let op = match (req.op, policy) {
             (ClientOp::Put(v), p) if p != Policy::Counter => Op::Set(v),
@@ -525,7 +525,7 @@ impl<S: Storage> Engine<S> {
             }
             (op, policy) => {
                 return Err(CoreError::WrongOpKind {
-                    collection: req.collection,
+                    collection: entity_key.collection,
                     policy,
                     op: match op {
                         ClientOp::Put(_) => "put",

@@ -249,24 +249,29 @@ pub fn rule(r: &pb::OwnershipRule, field: &str) -> Result<Rule, NodeError> {
 
 /// A tagged write on the wire.
 pub fn write_to_pb(w: &TaggedWrite) -> pb::TaggedWrite {
+    write_into_pb(w.clone())
+}
+
+/// A tagged write on the wire, moving its key and value (no copy).
+pub fn write_into_pb(w: TaggedWrite) -> pb::TaggedWrite {
     use pb::tagged_write::Op as PbOp;
-    let op = match &w.op {
-        Op::Set(v) => PbOp::Set(pb::SetValue { value: v.clone() }),
+    let op = match w.op {
+        Op::Set(value) => PbOp::Set(pb::SetValue { value }),
         Op::Delete => PbOp::Delete(pb::DeleteValue {}),
         Op::Counter(t) => PbOp::Counter(pb::CounterTotals {
             incremented: t.incremented,
             decremented: t.decremented,
         }),
         Op::Resolve { value, resolves } => PbOp::Resolution(pb::Resolution {
-            value: value.clone(),
+            value,
             resolves: resolves.iter().map(|r| write_ref_to_pb(*r)).collect(),
         }),
-        Op::Configure(c) => PbOp::Configure(settings_to_pb(c)),
+        Op::Configure(c) => PbOp::Configure(settings_to_pb(&c)),
         Op::Withheld => PbOp::Withheld(pb::Withheld {}),
         Op::Ownership(map) => PbOp::Ownership(pb::OwnershipChange {
             epoch: map.epoch(),
             // The map is plain data; encoding it cannot fail.
-            map: concord_crdt::codec::encode(map).unwrap_or_default(),
+            map: concord_crdt::codec::encode(&map).unwrap_or_default(),
         }),
     };
     pb::TaggedWrite {
@@ -276,7 +281,7 @@ pub fn write_to_pb(w: &TaggedWrite) -> pb::TaggedWrite {
         hlc: w.hlc.as_u64(),
         wall_micros: w.wall.as_micros(),
         collection: w.collection.as_str().to_owned(),
-        key: w.key.clone(),
+        key: w.key,
         context: (!w.context.is_empty()).then(|| vv_to_pb(&w.context)),
         epoch: w.epoch,
         dot: w.dot.map(|d| pb::Dot {
@@ -290,14 +295,32 @@ pub fn write_to_pb(w: &TaggedWrite) -> pb::TaggedWrite {
 
 /// A wire tagged write, checked field by field.
 pub fn write(w: pb::TaggedWrite, field: &str) -> Result<TaggedWrite, NodeError> {
+    write_with(w, &|| field.to_owned(), &mut None)
+}
+
+/// [`write`], naming the field only when there is an error, and reusing
+/// `last`, the previous write's collection, when the name is the same (a
+/// batch's writes are mostly of one collection).
+fn write_with(
+    w: pb::TaggedWrite,
+    field: &dyn Fn() -> String,
+    last: &mut Option<Collection>,
+) -> Result<TaggedWrite, NodeError> {
     use pb::tagged_write::Op as PbOp;
-    let f = |name: &str| format!("{field}.{name}");
+    let f = |name: &str| format!("{}.{name}", field());
     let id = uuid::Uuid::from_slice(&w.id).map_err(|_| malformed(f("id"), "not 16 bytes"))?;
     if w.seq == 0 {
         return Err(malformed(f("seq"), "seqs start at 1"));
     }
-    let collection =
-        Collection::new(&w.collection).map_err(|e| malformed(f("collection"), e.to_string()))?;
+    let collection = match last {
+        Some(c) if c.as_str() == w.collection => c.clone(),
+        _ => {
+            let c = Collection::new(&w.collection)
+                .map_err(|e| malformed(f("collection"), e.to_string()))?;
+            *last = Some(c.clone());
+            c
+        }
+    };
     let op = match w.op {
         Some(PbOp::Set(s)) => Op::Set(s.value),
         Some(PbOp::Delete(_)) => Op::Delete,
@@ -355,10 +378,15 @@ pub fn write(w: pb::TaggedWrite, field: &str) -> Result<TaggedWrite, NodeError> 
 
 /// A batch on the wire.
 pub fn batch_to_pb(b: &WriteBatch) -> pb::WriteBatch {
+    batch_into_pb(b.clone())
+}
+
+/// A batch on the wire, moving its writes' keys and values (no copy).
+pub fn batch_into_pb(b: WriteBatch) -> pb::WriteBatch {
     pb::WriteBatch {
         origin: u32::from(b.origin.get()),
         first_seq: b.writes.first().map_or(0, |w| w.seq),
-        writes: b.writes.iter().map(write_to_pb).collect(),
+        writes: b.writes.into_iter().map(write_into_pb).collect(),
     }
 }
 
@@ -366,19 +394,20 @@ pub fn batch_to_pb(b: &WriteBatch) -> pb::WriteBatch {
 pub fn batch(b: pb::WriteBatch) -> Result<WriteBatch, NodeError> {
     let origin = region(b.origin, "batch.origin")?;
     let mut writes = Vec::with_capacity(b.writes.len());
+    let mut last = None;
     for (i, w) in b.writes.into_iter().enumerate() {
-        let field = format!("batch.writes[{i}]");
-        let w = write(w, &field)?;
+        let w = write_with(w, &|| format!("batch.writes[{i}]"), &mut last)?;
+        let field = || format!("batch.writes[{i}]");
         if w.origin != origin {
             return Err(malformed(
-                format!("{field}.origin"),
+                format!("{}.origin", field()),
                 format!("{} in a batch of origin {origin}", w.origin),
             ));
         }
         let want = b.first_seq.checked_add(i as u64);
         if want != Some(w.seq) {
             return Err(malformed(
-                format!("{field}.seq"),
+                format!("{}.seq", field()),
                 format!("{} where the batch's seqs say {:?}", w.seq, want),
             ));
         }

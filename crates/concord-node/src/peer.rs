@@ -143,6 +143,19 @@ async fn encode(
     name: String,
 ) {
     while let Some(m) = from_engine.recv().await {
+        // A batch is moved onto the wire (its keys and values are not copied).
+        let m = match m {
+            PeerMessage::Batch(b) => {
+                let frame = pb::PeerFrame {
+                    frame: Some(pb::peer_frame::Frame::Batch(convert::batch_into_pb(b))),
+                };
+                if to_wire.send(frame).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            other => other,
+        };
         let frames = match convert::frame_to_pb(&m, &name) {
             Some(f) => vec![f],
             None => match concord_crdt::codec::encode(&m) {

@@ -195,6 +195,12 @@ impl ClientService {
     }
 
     /// Refuses a key or value over the size limits (`at` prefixes the field).
+    /// Whether [`Self::check_sizes`] would refuse (without building a message).
+    fn sizes_exceeded(&self, key: &[u8], value: Option<&[u8]>) -> bool {
+        key.len() > self.security.max_key_bytes
+            || value.is_some_and(|v| v.len() > self.security.max_value_bytes)
+    }
+
     fn check_sizes(&self, at: &str, key: &[u8], value: Option<&[u8]>) -> Result<(), Status> {
         if key.len() > self.security.max_key_bytes {
             return Err(self.reject(Status::invalid_argument(format!(
@@ -675,24 +681,40 @@ impl pb::concord_server::Concord for ClientService {
                 self.security.limits.max_write_many
             ))));
         }
+        let mut permitted: Option<&str> = None;
         for (i, w) in r.writes.iter().enumerate() {
-            principal.can_write(&w.collection, false).map_err(|s| {
-                self.reject(Status::new(
-                    s.code(),
-                    format!("writes[{i}]: {}", s.message()),
-                ))
-            })?;
+            // Items of one collection in a row are checked once.
+            if permitted != Some(w.collection.as_str()) {
+                principal.can_write(&w.collection, false).map_err(|s| {
+                    self.reject(Status::new(
+                        s.code(),
+                        format!("writes[{i}]: {}", s.message()),
+                    ))
+                })?;
+                permitted = Some(&w.collection);
+            }
             let value = match &w.op {
                 Some(ItemOp::Put(v)) => Some(v.as_slice()),
                 _ => None,
             };
-            self.check_sizes(&format!("writes[{i}]."), &w.key, value)?;
+            if self.sizes_exceeded(&w.key, value) {
+                self.check_sizes(&format!("writes[{i}]."), &w.key, value)?;
+            }
         }
         let count = r.writes.len();
         let mut writes = Vec::with_capacity(count);
+        let mut last: Option<Collection> = None;
         for (i, w) in r.writes.into_iter().enumerate() {
-            let collection = Collection::new(&w.collection)
-                .map_err(|e| Status::invalid_argument(format!("writes[{i}].collection: {e}")))?;
+            let collection = match &last {
+                Some(c) if c.as_str() == w.collection => c.clone(),
+                _ => {
+                    let c = Collection::new(&w.collection).map_err(|e| {
+                        Status::invalid_argument(format!("writes[{i}].collection: {e}"))
+                    })?;
+                    last = Some(c.clone());
+                    c
+                }
+            };
             let op = match w.op {
                 Some(ItemOp::Put(v)) => ClientOp::Put(v),
                 Some(ItemOp::Delete(_)) => ClientOp::Delete,
