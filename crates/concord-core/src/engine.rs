@@ -782,7 +782,10 @@ impl<S: Storage> Engine<S> {
                 return Err(e);
             }
         };
-        slot.dirty = true;
+        if !std::mem::replace(&mut slot.dirty, true) {
+            self.entities
+                .note_dirty(EntityKey::new(w.collection.clone(), w.key.clone()));
+        }
         let quiet = match &effect {
             Effect::Won
             | Effect::Superseded

@@ -13,10 +13,14 @@ pub(crate) struct Slot {
 
 /// Entities by collection, then by key. Two levels so a write finds its
 /// entity by borrowing its collection and key, without building an owned
-/// key; the dirty flag lives beside the state, so marking it costs nothing.
+/// key. The dirty flag lives beside the state, and the keys that turned
+/// dirty are listed, so a checkpoint visits only them, not every entity.
 #[derive(Debug, Default)]
 pub(crate) struct EntityMap {
     collections: HashMap<Collection, HashMap<Vec<u8>, Slot>>,
+    /// Keys whose slot turned dirty since the last [`EntityMap::take_dirty`]
+    /// (each once; a key removed since may still be listed).
+    dirty: Vec<EntityKey>,
 }
 
 impl EntityMap {
@@ -61,6 +65,11 @@ impl EntityMap {
         slot
     }
 
+    /// Lists a key whose slot the caller just turned dirty (from clean).
+    pub(crate) fn note_dirty(&mut self, key: EntityKey) {
+        self.dirty.push(key);
+    }
+
     pub(crate) fn remove(&mut self, collection: &Collection, key: &[u8]) {
         if let Some(keys) = self.collections.get_mut(collection) {
             keys.remove(key);
@@ -71,7 +80,9 @@ impl EntityMap {
     pub(crate) fn insert(&mut self, key: EntityKey, entity: Entity) {
         let slot = self.slot(&key.collection, &key.key);
         slot.entity = entity;
-        slot.dirty = true;
+        if !std::mem::replace(&mut slot.dirty, true) {
+            self.dirty.push(key);
+        }
     }
 
     /// Every entity with its key.
@@ -95,13 +106,19 @@ impl EntityMap {
 
     /// The entities changed since the last call, and forget that they changed.
     pub(crate) fn take_dirty(&mut self) -> Vec<(EntityKey, Entity)> {
-        let mut out = Vec::new();
-        for (c, keys) in &mut self.collections {
-            for (k, slot) in keys.iter_mut() {
-                if slot.dirty {
-                    slot.dirty = false;
-                    out.push((EntityKey::new(c.clone(), k.clone()), slot.entity.clone()));
-                }
+        let listed = std::mem::take(&mut self.dirty);
+        let mut out = Vec::with_capacity(listed.len());
+        for key in listed {
+            let Some(slot) = self
+                .collections
+                .get_mut(&key.collection)
+                .and_then(|m| m.get_mut(&key.key))
+            else {
+                continue; // removed since
+            };
+            if std::mem::replace(&mut slot.dirty, false) {
+                let entity = slot.entity.clone();
+                out.push((key, entity));
             }
         }
         out
