@@ -7,8 +7,11 @@
 //! `--loser-capacity` records as the engine's bounded log does, and applies
 //! them to a `SledStore`, waiting for each as the trait requires. Prints the
 //! time of each checkpoint, the entities stored per second over all of them,
-//! the CPU time the process spent, the time to load the last checkpoint back,
-//! and the size of the sled directory.
+//! the CPU time the process spent and the bytes it wrote (sled's background
+//! threads included), the time to load the last checkpoint back, and the
+//! size of the sled directory. On a busy machine the CPU time of the
+//! checkpoint writer thread alone is steadier: `perf record -e cpu-clock`,
+//! then `perf report --sort comm` (the thread is `concord-checkpoint`).
 //!
 //! ```text
 //! cargo bench -p concord-store --bench checkpoint -- --entities 50000 --losers 25000 --checkpoints 20 --keys 1000000
@@ -97,6 +100,19 @@ fn cpu_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The bytes this process has written with `write` calls and the like
+/// (`wchar` of /proc/self/io: what sled hands the kernel).
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("wchar: "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn dir_size(path: &std::path::Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| {
@@ -166,6 +182,7 @@ fn main() {
     let mut store = SledStore::open(dir.path()).expect("open sled");
     let start = Instant::now();
     let cpu_start = cpu_seconds();
+    let written_start = written_bytes();
     let mut times = Vec::new();
     for delta in deltas {
         let t = Instant::now();
@@ -175,6 +192,7 @@ fn main() {
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_start;
+    let written = written_bytes() - written_start;
     let all = per * checkpoints;
     let shown: Vec<String> = times.iter().map(|t| format!("{t:.0}")).collect();
     println!("checkpoint ms: {}", shown.join(" "));
@@ -184,8 +202,9 @@ fn main() {
         times.iter().copied().fold(0.0, f64::max)
     );
     println!(
-        "cpu: {cpu:.2} s ({:.1} ms per checkpoint)",
-        cpu * 1000.0 / checkpoints.max(1) as f64
+        "cpu: {cpu:.2} s ({:.1} ms per checkpoint); written: {:.1} MiB per checkpoint",
+        cpu * 1000.0 / checkpoints.max(1) as f64,
+        written as f64 / 1_048_576.0 / checkpoints.max(1) as f64
     );
     let t = Instant::now();
     let loaded = store.load_checkpoint().expect("load");

@@ -107,15 +107,23 @@ pub(crate) fn parse_id_key(key: &[u8]) -> Option<u64> {
     key.try_into().ok().map(u64::from_be_bytes)
 }
 
-/// The key of an entity: the collection name, a zero byte (which no
-/// collection name holds), then the key's bytes. Sorts as [`EntityKey`] does.
+/// The key of an entity, as [`write_entity_key`] writes it.
+#[cfg(test)]
 pub(crate) fn entity_key(entity: &EntityKey) -> Vec<u8> {
-    let name = entity.collection.as_str().as_bytes();
-    let mut key = Vec::with_capacity(name.len() + 1 + entity.key.len());
-    key.extend_from_slice(name);
-    key.push(0);
-    key.extend_from_slice(&entity.key);
+    let mut key = Vec::new();
+    write_entity_key(entity, &mut key);
     key
+}
+
+/// Appends the key of an entity to `out`: the collection name, a zero byte
+/// (which no collection name holds), then the key's bytes. Sorts as
+/// [`EntityKey`] does.
+pub(crate) fn write_entity_key(entity: &EntityKey, out: &mut Vec<u8>) {
+    let name = entity.collection.as_str().as_bytes();
+    out.reserve(name.len() + 1 + entity.key.len());
+    out.extend_from_slice(name);
+    out.push(0);
+    out.extend_from_slice(&entity.key);
 }
 
 /// The entity an entity key names, or why it names none.

@@ -6,55 +6,83 @@
 //! record ids (`u64` big endian), its records `LoserRecord`s (codec
 //! records), in strictly increasing id order. Its key in the
 //! [`LOSER_CHUNKS`] tree is its first and last id, so chunks sort by id and
-//! purging reads no chunk: the chunks whose last id is at or below the purge
-//! point are removed whole, and one that straddles it stays; loading skips
-//! its records at or below the purge point, which the chunks' index (in
-//! `meta`, written in the same transaction as the chunks) keeps, with the
-//! number of chunks.
+//! purging reads no chunk.
 //!
-//! The engine's record ids grow, so a checkpoint's new records are all
-//! above every stored or purged one, and it only appends chunks. A
-//! checkpoint that breaks that rule (a record at or below an id stored or
-//! purged before) is still applied exactly, by rewriting every chunk: slow,
-//! but never done by the engine.
+//! The chunks' index (in `meta`) publishes chunks: a chunk is part of the
+//! checkpoint when it starts below the index's `end` and ends above its
+//! purge point. A checkpoint writes its new chunks (all from `end` on)
+//! before the index, so a crash in between leaves them unpublished; and
+//! once the index moves the purge point, the chunks wholly at or below it
+//! are no longer published and are removed after it. Unpublished chunks are
+//! removed when the store opens; loading skips them, and skips the records
+//! at or below the purge point of the one chunk that may straddle it.
+//!
+//! The engine's record ids grow, so a checkpoint's new records are all from
+//! `end` on, and it only appends chunks. A checkpoint that breaks that rule
+//! (a record at or below an id written or purged before) is still applied
+//! exactly, by rewriting every chunk in the index's transaction: slow, but
+//! never done by the engine.
 
 use concord_core::{CoreError, LoserRecord};
 use serde::{Deserialize, Serialize};
 use sled::{Batch, IVec, Tree};
 
 use crate::layout::{
-    LEGACY_LOSERS, LOSER_CHUNKS, id_key, loser_chunk_key, parse_id_key, parse_loser_chunk_key,
+    LEGACY_LOSERS, LOSER_CHUNKS, META, META_LOSERS, id_key, loser_chunk_key, parse_id_key,
+    parse_loser_chunk_key,
 };
 use crate::record::{backend, corrupt, corrupt_at, decode, encode, location};
 use crate::segment::{RawEntry, merge_newest, pack_counted, unpack};
 
 const LOSER: &str = "loser record";
 const CHUNK: &str = "loser chunk";
+/// What the index is called in errors.
+pub(crate) const INDEX: &str = "loser chunk index";
 
 /// About how many bytes one chunk holds: as many as a segment, for the same
 /// reasons (sled's cost per key spread over ~35 records; no sled blobs).
 const CHUNK_BYTES: usize = 7 * 1024;
 
 /// What the store knows about its loser chunks, kept in the `meta` tree and
-/// written in the same transaction as the chunks.
+/// written in one transaction with the rest of a checkpoint's metadata.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LoserIndex {
     /// Records with an id at or below this are purged: a chunk that
     /// straddles it still holds some, which loading skips.
     pub(crate) purged_through: Option<u64>,
-    /// The chunks stored.
+    /// One past the last id of every chunk ever published (0: none): a
+    /// chunk that starts here or later was written by a checkpoint that
+    /// did not finish.
+    pub(crate) end: u64,
+    /// The chunks published.
     pub(crate) chunks: u64,
+}
+
+impl LoserIndex {
+    /// Whether the chunk of records `first` to `last` is part of the
+    /// checkpoint.
+    fn publishes(&self, first: u64, last: u64) -> bool {
+        first < self.end && self.purged_through.is_none_or(|p| last > p)
+    }
 }
 
 /// A checkpoint's new loser records, encoded: in strictly increasing id
 /// order, each with its id as a key (big endian).
 pub(crate) type Fresh = Vec<([u8; 8], Vec<u8>)>;
 
+/// Chunks to insert: key and value.
+pub(crate) type Chunks = Vec<([u8; 16], Vec<u8>)>;
+
 /// The chunk writes of one checkpoint.
 pub(crate) struct LoserWrite {
-    /// Chunks inserted and removed.
-    pub(crate) batch: Batch,
-    /// The index after them.
+    /// New chunks, none published yet: written before the index.
+    pub(crate) new: Chunks,
+    /// Changes to published chunks, written in one transaction with the
+    /// index (only when records are not simply appended).
+    pub(crate) with_index: Batch,
+    /// Chunks the new index no longer publishes: removed after it.
+    pub(crate) dead: Vec<IVec>,
+    /// The index after the checkpoint.
     pub(crate) index: LoserIndex,
 }
 
@@ -87,20 +115,16 @@ pub(crate) fn prepare(
 
 /// The chunk writes of a checkpoint that adds `fresh` (as [`prepare`] made
 /// it) and purges the records at or below `purged_through`, to the chunks
-/// of `tree` that `index` describes.
+/// of `tree` that `index` publishes.
 pub(crate) fn write(
     tree: &Tree,
     index: LoserIndex,
     fresh: &Fresh,
     purged_through: Option<u64>,
 ) -> Result<LoserWrite, CoreError> {
-    let stored_through = match tree.last().map_err(backend)? {
-        Some((key, _)) => Some(chunk_range(&key)?.1),
-        None => None,
-    };
     let appends = fresh.first().is_none_or(|(first, _)| {
         let first = u64::from_be_bytes(*first);
-        stored_through.is_none_or(|s| first > s) && index.purged_through.is_none_or(|p| first > p)
+        first >= index.end && index.purged_through.is_none_or(|p| first > p)
     });
     if appends {
         append(tree, index, fresh, purged_through)
@@ -109,48 +133,64 @@ pub(crate) fn write(
     }
 }
 
-/// The usual write: the purge removes the chunks wholly at or below the
-/// purge point, and `fresh` (all above every stored id) goes into new ones.
+/// The usual write: `fresh` (all past every chunk written) goes into new
+/// chunks, and the chunks wholly at or below the new purge point die.
 fn append(
     tree: &Tree,
     mut index: LoserIndex,
     fresh: &Fresh,
     purged_through: Option<u64>,
 ) -> Result<LoserWrite, CoreError> {
-    let mut batch = Batch::default();
-    let through = index.purged_through.max(purged_through);
-    if let Some(through) = through {
+    let before = index;
+    index.purged_through = index.purged_through.max(purged_through);
+    let mut dead = Vec::new();
+    if let Some(through) = index.purged_through {
         for entry in tree {
             let (key, _) = entry.map_err(backend)?;
-            if chunk_range(&key)?.1 > through {
+            let (first, last) = chunk_range(&key)?;
+            if last > through {
                 break;
             }
-            batch.remove(key);
-            index.chunks = index.chunks.saturating_sub(1);
+            if before.publishes(first, last) {
+                index.chunks = index.chunks.saturating_sub(1);
+            }
+            dead.push(key);
         }
     }
-    index.purged_through = through;
     let entries: Vec<([u8; 8], &[u8])> = fresh.iter().map(|(id, r)| (*id, &r[..])).collect();
-    index.chunks += pack_chunks(&entries, &mut batch)?;
-    Ok(LoserWrite { batch, index })
+    let new = pack_chunks(&entries)?;
+    if let Some((key, _)) = new.last() {
+        index.end = end_after(key)?.max(index.end);
+    }
+    index.chunks += new.len() as u64;
+    Ok(LoserWrite {
+        new,
+        with_index: Batch::default(),
+        dead,
+        index,
+    })
 }
 
-/// The write of records not all above the stored ones: every chunk is read
-/// and rewritten with the records that stay (moved as bytes), `fresh`
-/// replacing stored records of the same id. No record at or below a purge
-/// point is left behind, so none needs to be skipped any more.
+/// The write of records not all past the stored ones: every published
+/// chunk is read and rewritten with the records that stay (moved as
+/// bytes), `fresh` replacing stored records of the same id, in the index's
+/// transaction. No record at or below a purge point is left behind, so none
+/// needs to be skipped any more.
 fn rewrite(
     tree: &Tree,
     index: LoserIndex,
     fresh: &Fresh,
     purged_through: Option<u64>,
 ) -> Result<LoserWrite, CoreError> {
-    let mut batch = Batch::default();
+    let mut with_index = Batch::default();
     let mut old: Vec<(IVec, IVec)> = Vec::new();
     for entry in tree {
         let (key, value) = entry.map_err(backend)?;
-        batch.remove(key.clone());
-        old.push((key, value));
+        with_index.remove(key.clone());
+        let (first, last) = chunk_range(&key)?;
+        if index.publishes(first, last) {
+            old.push((key, value));
+        }
     }
     let mut stored: Vec<(&[u8], &[u8])> = Vec::new();
     for (key, value) in &old {
@@ -170,22 +210,64 @@ fn rewrite(
             entries.push((id_key(id), record));
         }
     }
-    let chunks = pack_chunks(&entries, &mut batch)?;
+    let chunks = pack_chunks(&entries)?;
+    let mut end = index.end;
+    if let Some((key, _)) = chunks.last() {
+        end = end_after(key)?.max(end);
+    }
+    let count = chunks.len() as u64;
+    for (key, chunk) in chunks {
+        with_index.insert(&key[..], chunk);
+    }
     Ok(LoserWrite {
-        batch,
+        new: Vec::new(),
+        with_index,
+        dead: Vec::new(),
         index: LoserIndex {
             purged_through: None,
-            chunks,
+            end,
+            chunks: count,
         },
     })
 }
 
-/// Packs `entries` (in strictly increasing id order) into chunks inserted
-/// in `batch`; returns how many.
-fn pack_chunks(entries: &[([u8; 8], &[u8])], batch: &mut Batch) -> Result<u64, CoreError> {
+/// The keys of the chunks of `tree` that `index` does not publish: those a
+/// checkpoint wrote before a crash kept it from publishing them, and those
+/// a purge left for removal. Keys that name no chunk are left for loading
+/// to report.
+pub(crate) fn unpublished(tree: &Tree, index: &LoserIndex) -> Result<Vec<IVec>, CoreError> {
+    let mut keys = Vec::new();
+    if let Some(through) = index.purged_through {
+        for entry in tree {
+            let (key, _) = entry.map_err(backend)?;
+            match chunk_range(&key) {
+                Ok((_, last)) if last <= through => keys.push(key),
+                Ok(_) => break,
+                Err(_) => {}
+            }
+        }
+    }
+    for entry in tree.range(loser_chunk_key(index.end, 0)..) {
+        let (key, _) = entry.map_err(backend)?;
+        if chunk_range(&key).is_ok() && !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+/// One past the last id of the chunk under `key`.
+fn end_after(key: &[u8]) -> Result<u64, CoreError> {
+    let (_, last) = chunk_range(key)?;
+    last.checked_add(1)
+        .ok_or_else(|| CoreError::Backend("loser record ids ran out".to_owned()))
+}
+
+/// Packs `entries` (in strictly increasing id order) into chunks.
+fn pack_chunks(entries: &[([u8; 8], &[u8])]) -> Result<Chunks, CoreError> {
     let packed = pack_counted(entries.iter().map(|(id, r)| (&id[..], *r)), CHUNK_BYTES)?;
     let mut rest = entries;
-    let mut chunks = 0;
+    let mut chunks = Vec::with_capacity(packed.len());
     for (chunk, count) in packed {
         let (these, after) = rest.split_at(count.min(rest.len()));
         rest = after;
@@ -193,8 +275,7 @@ fn pack_chunks(entries: &[([u8; 8], &[u8])], batch: &mut Batch) -> Result<u64, C
             continue;
         };
         let key = loser_chunk_key(u64::from_be_bytes(*first), u64::from_be_bytes(*last));
-        batch.insert(&key[..], chunk);
-        chunks += 1;
+        chunks.push((key, chunk));
     }
     Ok(chunks)
 }
@@ -220,10 +301,7 @@ fn chunk_range(key: &[u8]) -> Result<(u64, u64), CoreError> {
 
 /// A chunk's entries, each with its id, checked against the chunk's key:
 /// the framing, ids of 8 bytes, the first and last ids those of the key.
-fn chunk_entries<'a>(
-    key: &[u8],
-    value: &'a [u8],
-) -> Result<Vec<(u64, RawEntry<'a>)>, CoreError> {
+fn chunk_entries<'a>(key: &[u8], value: &'a [u8]) -> Result<Vec<(u64, RawEntry<'a>)>, CoreError> {
     let (first, last) = chunk_range(key)?;
     let bad = |reason: String| corrupt(CHUNK, LOSER_CHUNKS, key, reason);
     let entries = unpack(value).map_err(bad)?;
@@ -242,16 +320,20 @@ fn chunk_entries<'a>(
     }
 }
 
-/// Every record not purged, in id order, each checked against its chunk.
-/// Only the records loading returns are decoded.
+/// Every record not purged, in id order, each checked against its chunk;
+/// chunks the index does not publish are skipped. Only the records loading
+/// returns are decoded.
 pub(crate) fn load(tree: &Tree, index: &LoserIndex) -> Result<Vec<LoserRecord>, CoreError> {
     let mut out = Vec::new();
-    let mut previous: Option<(IVec, u64)> = None;
+    let mut previous: Option<u64> = None;
     let mut chunks = 0u64;
     for entry in tree {
         let (key, value) = entry.map_err(backend)?;
-        let entries = chunk_entries(&key, &value)?;
-        if let (Some((_, before)), Some((first, _))) = (&previous, entries.first())
+        let (first, last) = chunk_range(&key)?;
+        if !index.publishes(first, last) {
+            continue;
+        }
+        if let Some(before) = previous
             && first <= before
         {
             return Err(corrupt(
@@ -261,8 +343,8 @@ pub(crate) fn load(tree: &Tree, index: &LoserIndex) -> Result<Vec<LoserRecord>, 
                 format!("its first id {first} is not past the previous chunk's last {before}"),
             ));
         }
-        for (n, (id, (_, record))) in entries.iter().enumerate() {
-            if index.purged_through.is_some_and(|p| *id <= p) {
+        for (n, (id, (_, record))) in chunk_entries(&key, &value)?.into_iter().enumerate() {
+            if index.purged_through.is_some_and(|p| id <= p) {
                 continue;
             }
             let at = || format!("{}, entry {n}", location(LOSER_CHUNKS, &key));
@@ -272,7 +354,7 @@ pub(crate) fn load(tree: &Tree, index: &LoserIndex) -> Result<Vec<LoserRecord>, 
                     location: at(),
                     source,
                 })?;
-            if loser.id != *id {
+            if loser.id != id {
                 return Err(corrupt_at(
                     LOSER,
                     at(),
@@ -281,15 +363,14 @@ pub(crate) fn load(tree: &Tree, index: &LoserIndex) -> Result<Vec<LoserRecord>, 
             }
             out.push(loser);
         }
-        let last = entries.last().map_or(0, |(id, _)| *id);
-        previous = Some((key, last));
+        previous = Some(last);
         chunks += 1;
     }
     if chunks != index.chunks {
         return Err(corrupt(
             INDEX,
-            crate::layout::META,
-            crate::layout::META_LOSERS,
+            META,
+            META_LOSERS,
             format!(
                 "the index counts {} chunks, the tree holds {chunks}",
                 index.chunks
@@ -299,14 +380,15 @@ pub(crate) fn load(tree: &Tree, index: &LoserIndex) -> Result<Vec<LoserRecord>, 
     Ok(out)
 }
 
-/// The chunk writes that move the records of a store that kept one per key
-/// (the [`LEGACY_LOSERS`] tree, listed in `records`), as bytes, into
-/// chunks; and the index after them. Their ids are checked when they load.
+/// The chunks that hold the records of a store that kept one per key (the
+/// [`LEGACY_LOSERS`] tree, listed in `records`), moved as bytes, and the
+/// index that publishes them, for a store with no chunks yet. Their ids
+/// are checked when they load.
 pub(crate) fn convert_legacy(
     records: &[(IVec, IVec)],
     index: LoserIndex,
-) -> Result<LoserWrite, CoreError> {
-    if index.chunks > 0 && !records.is_empty() {
+) -> Result<(Chunks, LoserIndex), CoreError> {
+    if index != LoserIndex::default() {
         return Err(CoreError::Backend(format!(
             "the store holds loser records both in chunks and one per key (tree {LEGACY_LOSERS:?})"
         )));
@@ -323,29 +405,23 @@ pub(crate) fn convert_legacy(
         })?;
         entries.push((id_key(id), &record[..]));
     }
-    let mut batch = Batch::default();
-    let chunks = pack_chunks(&entries, &mut batch)?;
-    Ok(LoserWrite {
-        batch,
-        index: LoserIndex {
-            purged_through: index.purged_through,
-            chunks: index.chunks + chunks,
-        },
-    })
+    let chunks = pack_chunks(&entries)?;
+    let end = match chunks.last() {
+        Some((key, _)) => end_after(key)?,
+        None => 0,
+    };
+    let index = LoserIndex {
+        purged_through: None,
+        end,
+        chunks: chunks.len() as u64,
+    };
+    Ok((chunks, index))
 }
-
-/// What the index is called in errors.
-pub(crate) const INDEX: &str = "loser chunk index";
 
 /// The index stored under `bytes` (that of an empty store when none was).
 pub(crate) fn decode_index(bytes: Option<&[u8]>) -> Result<LoserIndex, CoreError> {
     match bytes {
-        Some(bytes) => decode(
-            INDEX,
-            crate::layout::META,
-            crate::layout::META_LOSERS,
-            bytes,
-        ),
+        Some(bytes) => decode(INDEX, META, META_LOSERS, bytes),
         None => Ok(LoserIndex::default()),
     }
 }

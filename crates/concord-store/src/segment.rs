@@ -11,6 +11,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use concord_core::CoreError;
+use concord_crdt::codec;
 use serde::{Deserialize, Serialize};
 
 /// The format byte every segment starts with.
@@ -65,33 +66,138 @@ pub(crate) fn pack_counted<'a>(
     entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     target: usize,
 ) -> Result<Vec<(Vec<u8>, usize)>, CoreError> {
-    let mut segments = Vec::new();
-    let mut current: Vec<u8> = Vec::new();
-    let mut count: u32 = 0;
+    let mut packer = Packer::new(target);
     for (key, record) in entries {
-        if count > 0 && current.len() + 8 + key.len() + record.len() > target {
-            segments.push((finish(std::mem::take(&mut current), count), count as usize));
-            count = 0;
+        packer.push(key, record)?;
+    }
+    Ok(packer.finish())
+}
+
+/// Builds segments of about `target` bytes entry by entry, in the order
+/// given (which must be strictly increasing key order), each record
+/// written straight into its segment.
+pub(crate) struct Packer {
+    target: usize,
+    done: Vec<(Vec<u8>, usize)>,
+    current: Vec<u8>,
+    count: u32,
+}
+
+impl Packer {
+    /// A packer of segments of about `target` bytes.
+    pub(crate) fn new(target: usize) -> Self {
+        Self {
+            target,
+            done: Vec::new(),
+            current: Vec::new(),
+            count: 0,
         }
-        if count == 0 {
-            current.reserve(target.min(64 << 20));
-            current.push(SEGMENT_FORMAT);
-            current.extend_from_slice(&[0; 4]);
+    }
+
+    /// Appends an entry of `key` and `record`.
+    pub(crate) fn push(&mut self, key: &[u8], record: &[u8]) -> Result<(), CoreError> {
+        self.push_with(key, |out| {
+            out.extend_from_slice(record);
+            Ok(())
+        })
+    }
+
+    /// Appends an entry of `key` and the record `write` appends to the
+    /// buffer it is given (and nothing else). An entry that would take the
+    /// segment past the target starts the next one (or, alone, is a segment
+    /// of its own).
+    pub(crate) fn push_with(
+        &mut self,
+        key: &[u8],
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), CoreError>,
+    ) -> Result<(), CoreError> {
+        if self.count == 0 {
+            self.current.reserve(self.target.min(64 << 20));
+            self.current.push(SEGMENT_FORMAT);
+            self.current.extend_from_slice(&[0; 4]);
         }
-        current.extend_from_slice(&len_of(key.len(), "entity key")?.to_be_bytes());
-        current.extend_from_slice(key);
-        current.extend_from_slice(&len_of(record.len(), "entity")?.to_be_bytes());
-        current.extend_from_slice(record);
-        count = count.checked_add(1).ok_or(CoreError::TooLarge {
+        let start = self.current.len();
+        self.current
+            .extend_from_slice(&len_of(key.len(), "entity key")?.to_be_bytes());
+        self.current.extend_from_slice(key);
+        let record_at = self.current.len() + 4;
+        self.current.extend_from_slice(&[0; 4]);
+        write(&mut self.current)?;
+        let record_len = len_of(self.current.len() - record_at, "entity")?;
+        if let Some(slot) = self.current.get_mut(record_at - 4..record_at) {
+            slot.copy_from_slice(&record_len.to_be_bytes());
+        }
+        if self.count > 0 && self.current.len() > self.target {
+            // Too large for this segment: the entry starts the next.
+            let entry = self.current.split_off(start);
+            self.seal();
+            self.current
+                .reserve(self.target.max(entry.len() + HEADER_LEN));
+            self.current.push(SEGMENT_FORMAT);
+            self.current.extend_from_slice(&[0; 4]);
+            self.current.extend_from_slice(&entry);
+        }
+        self.count = self.count.checked_add(1).ok_or(CoreError::TooLarge {
             what: "segment",
             len: usize::MAX,
             max: u32::MAX as usize,
         })?;
+        Ok(())
     }
-    if count > 0 {
-        segments.push((finish(current, count), count as usize));
+
+    /// Closes the segment being built.
+    fn seal(&mut self) {
+        let segment = finish(std::mem::take(&mut self.current), self.count);
+        self.done.push((segment, self.count as usize));
+        self.count = 0;
     }
-    Ok(segments)
+
+    /// The segments, each with its number of entries.
+    pub(crate) fn finish(mut self) -> Vec<(Vec<u8>, usize)> {
+        if self.count > 0 {
+            self.seal();
+        }
+        self.done
+    }
+}
+
+/// The bincode configuration of `concord_crdt::codec` records (a test
+/// checks that [`encode_into`] writes exactly the bytes `codec::encode`
+/// does).
+fn record_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_variable_int_encoding()
+        .with_limit::<{ codec::MAX_RECORD_BYTES }>()
+}
+
+/// Appends `value` to `out` as a `concord_crdt::codec` record (its format
+/// byte, then its bincode body), as `codec::encode` would make it but with
+/// no buffer of its own: a checkpoint encodes its records straight into
+/// their segments. Refuses a record too large for `codec::decode` to read
+/// back (and then leaves `out` as it was).
+pub(crate) fn encode_into<T: Serialize + ?Sized>(
+    what: &'static str,
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CoreError> {
+    let start = out.len();
+    out.push(codec::FORMAT_VERSION);
+    let written = bincode::serde::encode_into_std_write(value, out, record_config());
+    let len = out.len() - start;
+    if let Err(e) = written {
+        out.truncate(start);
+        return Err(CoreError::Backend(format!("encoding a {what}: {e}")));
+    }
+    if len > codec::MAX_RECORD_BYTES {
+        out.truncate(start);
+        return Err(CoreError::TooLarge {
+            what,
+            len,
+            max: codec::MAX_RECORD_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// A length as the framing stores it.
@@ -236,6 +342,40 @@ mod tests {
             .map(|(k, r)| (k.to_vec(), r.to_vec()))
             .collect();
         assert_eq!(back, all);
+    }
+
+    #[test]
+    fn records_encoded_in_place_are_those_of_the_codec() {
+        let delta = concord_core::storage_conformance::sample_delta();
+        let mut out = vec![7u8];
+        for (key, entity) in &delta.entities {
+            let start = out.len();
+            encode_into("entity", entity, &mut out).unwrap();
+            assert_eq!(out[start..], codec::encode(entity).unwrap()[..], "{key:?}");
+        }
+        for loser in &delta.losers {
+            let start = out.len();
+            encode_into("loser", loser, &mut out).unwrap();
+            assert_eq!(out[start..], codec::encode(loser).unwrap()[..]);
+        }
+        assert_eq!(out[0], 7, "what was there stays");
+    }
+
+    #[test]
+    fn records_written_in_place_pack_as_given_ones_do() {
+        let all = entries(500);
+        let given = pack_counted(borrowed(&all), 1000).unwrap();
+        let mut packer = Packer::new(1000);
+        for (k, r) in &all {
+            packer
+                .push_with(k, |out| {
+                    out.extend_from_slice(r);
+                    Ok(())
+                })
+                .unwrap();
+        }
+        assert_eq!(packer.finish(), given);
+        assert_eq!(given.iter().map(|(_, n)| n).sum::<usize>(), 500);
     }
 
     #[test]

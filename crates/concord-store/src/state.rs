@@ -33,12 +33,13 @@ use sled::{Batch, Db, IVec, Tree};
 
 use crate::layout::{
     LEGACY_ENTITIES, LEGACY_LOSERS, LOSER_CHUNKS, META, META_CURSORS, META_ENGINE, META_LOSERS,
-    META_SEGMENTS, QUEUE, SEGMENTS, entity_key, id_key, parse_entity_key, parse_id_key,
-    parse_segment_key, segment_key,
+    META_SEGMENTS, QUEUE, SEGMENTS, id_key, parse_entity_key, parse_id_key, parse_segment_key,
+    segment_key, write_entity_key,
 };
 use crate::losers::{self, LoserIndex};
 use crate::record::{backend, corrupt, corrupt_at, decode, encode, location};
-use crate::segment::{SegmentIndex, merge_newest, pack, unpack};
+use crate::segment::encode_into;
+use crate::segment::{Packer, SegmentIndex, merge_newest, pack, unpack};
 
 const ENTITY: &str = "entity";
 const SEGMENT: &str = "entity segment";
@@ -89,8 +90,9 @@ pub(crate) struct State {
 /// A checkpoint encoded and ready to write: what [`State::prepare`] makes
 /// on the engine's thread, and [`State::commit`] writes (on a worker).
 pub(crate) struct Prepared {
-    /// The changed entities, encoded, sorted by key, one per key.
-    entities: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The changed entities, encoded, sorted by key, one per key, packed
+    /// into segments (each with its number of entries).
+    entities: Vec<(Vec<u8>, usize)>,
     queue: Batch,
     /// New loser records (already without the purged ones), by id.
     losers: losers::Fresh,
@@ -102,8 +104,42 @@ pub(crate) struct Prepared {
 
 /// The segment writes of one checkpoint.
 struct SegmentWrite {
-    batch: Batch,
+    /// The new generation's segments, not published until the index is
+    /// written: written before it.
+    new: Vec<([u8; 12], Vec<u8>)>,
+    /// The segments a compaction replaces, no longer published once the
+    /// index is written: removed after it.
+    dead: Vec<IVec>,
+    /// The index after the checkpoint.
     index: SegmentIndex,
+}
+
+/// Writes `values` into `tree`, one insert each. Not atomic together, and
+/// need not be: they are written before the index that publishes them. A
+/// plain insert also spares what a sled batch costs: a batch (or a
+/// transaction) holds a lock over every sled database of the process, and
+/// seals sled's write buffer, part empty, before and after it.
+fn insert_each<K: AsRef<[u8]>>(tree: &Tree, values: Vec<(K, Vec<u8>)>) -> Result<(), CoreError> {
+    for (key, value) in values {
+        tree.insert(key.as_ref(), value).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Removes `keys` from `tree`, one removal each (after the index that no
+/// longer publishes them: see [`insert_each`]).
+fn remove_each(tree: &Tree, keys: Vec<IVec>) -> Result<(), CoreError> {
+    for key in keys {
+        tree.remove(key).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// The first generation `index` publishes: a checkpoint adds one generation
+/// past every other, and a compaction replaces all with one, so the
+/// published ones are the last `generations` before the next.
+fn first_generation(index: &SegmentIndex) -> u64 {
+    index.next_generation.saturating_sub(index.generations)
 }
 
 impl State {
@@ -126,7 +162,43 @@ impl State {
         if has(LEGACY_LOSERS) {
             state.convert_legacy_losers(db)?;
         }
+        state.remove_unpublished()?;
         Ok(state)
+    }
+
+    /// Removes the segments and loser chunks the indexes do not publish:
+    /// those a checkpoint wrote before a crash kept it from publishing them,
+    /// and those it replaced or purged but had not removed yet. Not
+    /// flushed: they are removed again at the next open if a crash comes
+    /// first, and any later checkpoint is flushed after this. An index
+    /// that does not decode removes nothing: loading reports it.
+    fn remove_unpublished(&self) -> Result<(), CoreError> {
+        if let Ok(index) = self.index() {
+            self.remove_unpublished_segments(&index)?;
+        }
+        if let Ok(index) = self.loser_index() {
+            let chunks = losers::unpublished(&self.losers, &index)?;
+            remove_each(&self.losers, chunks)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the segments `index` does not publish.
+    fn remove_unpublished_segments(&self, index: &SegmentIndex) -> Result<(), CoreError> {
+        let first = first_generation(index);
+        let mut segments = Vec::new();
+        for entry in self.segments.range(..segment_key(first, 0)) {
+            let (key, _) = entry.map_err(backend)?;
+            segments.push(key);
+        }
+        for entry in self.segments.range(segment_key(index.next_generation, 0)..) {
+            let (key, _) = entry.map_err(backend)?;
+            // A key of another shape is left for loading to report.
+            if parse_segment_key(&key).is_some() {
+                segments.push(key);
+            }
+        }
+        remove_each(&self.segments, segments)
     }
 
     /// Moves the records of the legacy `losers` tree (one per key), as
@@ -140,16 +212,20 @@ impl State {
             records.push(entry.map_err(backend)?);
         }
         if !records.is_empty() {
-            let write = losers::convert_legacy(&records, self.loser_index()?)?;
+            let (chunks, index) = losers::convert_legacy(&records, self.loser_index()?)?;
+            let mut write = Batch::default();
+            for (key, chunk) in chunks {
+                write.insert(&key[..], chunk);
+            }
             let mut removal = Batch::default();
             for (key, _) in &records {
                 removal.remove(key);
             }
             let mut meta = Batch::default();
-            meta.insert(META_LOSERS, encode(losers::INDEX, &write.index)?);
+            meta.insert(META_LOSERS, encode(losers::INDEX, &index)?);
             (&self.losers, &legacy, &self.meta)
                 .transaction(|(c, l, m)| {
-                    c.apply_batch(&write.batch)?;
+                    c.apply_batch(&write)?;
                     l.apply_batch(&removal)?;
                     m.apply_batch(&meta)?;
                     Ok::<(), ConflictableTransactionError<Infallible>>(())
@@ -179,6 +255,11 @@ impl State {
         }
         if !records.is_empty() {
             let mut index = self.index()?;
+            if index != SegmentIndex::empty() {
+                return Err(CoreError::Backend(format!(
+                    "the store holds entities both in segments and one per key (tree {LEGACY_ENTITIES:?})"
+                )));
+            }
             let chunks = pack(records.iter().map(|(k, v)| (&k[..], &v[..])), SEGMENT_BYTES)?;
             let mut segments = Batch::default();
             for (n, chunk) in chunks.into_iter().enumerate() {
@@ -214,47 +295,44 @@ impl State {
         }
     }
 
-    /// Every segment, oldest first, with its key checked against the index.
+    /// Every segment `index` publishes, oldest first; the others (removed
+    /// at open, see [`State::remove_unpublished`]) are skipped. A key that
+    /// names no segment is a corrupt record.
     fn read_segments(&self, index: &SegmentIndex) -> Result<Vec<(IVec, IVec)>, CoreError> {
+        let published = first_generation(index)..index.next_generation;
         let mut out = Vec::new();
         for entry in &self.segments {
             let (key, value) = entry.map_err(backend)?;
             let (generation, _) = parse_segment_key(&key).ok_or_else(|| {
                 corrupt(SEGMENT, SEGMENTS, &key, "the key is not 12 bytes".into())
             })?;
-            if generation >= index.next_generation {
-                return Err(corrupt(
-                    SEGMENT,
-                    SEGMENTS,
-                    &key,
-                    format!(
-                        "a segment of generation {generation}, but the index says the next is {}",
-                        index.next_generation
-                    ),
-                ));
+            if published.contains(&generation) {
+                out.push((key, value));
             }
-            out.push((key, value));
         }
         Ok(out)
     }
 
     /// The segment writes of a checkpoint that changes `entities`: a new
     /// generation of them, or a compaction.
-    fn write_segments(&self, unique: &[(Vec<u8>, Vec<u8>)]) -> Result<SegmentWrite, CoreError> {
+    fn write_segments(&self, fresh: Vec<(Vec<u8>, usize)>) -> Result<SegmentWrite, CoreError> {
         let mut index = self.index()?;
         let generation = index.next_generation;
-        let mut batch = Batch::default();
-        let adding = unique.len() as u64;
+        let mut dead = Vec::new();
+        let adding: u64 = fresh.iter().map(|(_, n)| *n as u64).sum();
         let chunks = if needs_compaction(&index, adding) {
             let old = self.read_segments(&index)?;
             let mut runs: Vec<Vec<(&[u8], &[u8])>> = generations(&old)?
                 .into_iter()
                 .map(|run| run.into_iter().map(|e| (e.key, e.record)).collect())
                 .collect();
-            runs.push(unique.iter().map(|(k, r)| (&k[..], &r[..])).collect());
-            for (key, _) in &old {
-                batch.remove(key);
+            let mut run = Vec::with_capacity(adding as usize);
+            for (segment, _) in &fresh {
+                // Packed by `prepare`: framing errors would be a bug.
+                run.extend(unpack(segment).map_err(CoreError::Backend)?);
             }
+            runs.push(run);
+            dead.extend(old.iter().map(|(key, _)| key.clone()));
             let live = merge_newest(runs);
             index.stored = live.len() as u64;
             index.base = index.stored;
@@ -263,36 +341,51 @@ impl State {
         } else {
             index.stored += adding;
             index.generations += u64::from(adding > 0);
-            pack(unique.iter().map(|(k, r)| (&k[..], &r[..])), SEGMENT_BYTES)?
+            fresh.into_iter().map(|(segment, _)| segment).collect()
         };
         if !chunks.is_empty() {
             index.next_generation = generation
                 .checked_add(1)
                 .ok_or_else(|| CoreError::Backend("segment generations ran out".to_owned()))?;
         }
+        let mut new = Vec::with_capacity(chunks.len());
         for (n, chunk) in chunks.into_iter().enumerate() {
-            batch.insert(&segment_key(generation, chunk_number(n)?)[..], chunk);
+            new.push((segment_key(generation, chunk_number(n)?), chunk));
         }
-        Ok(SegmentWrite { batch, index })
+        Ok(SegmentWrite { new, dead, index })
     }
 
     /// Encodes `delta`: the part of a checkpoint that needs the engine's
     /// state but not the store's trees.
     pub(crate) fn prepare(delta: &CheckpointDelta) -> Result<Prepared, CoreError> {
-        let mut fresh: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(delta.entities.len());
-        for (key, entity) in &delta.entities {
-            fresh.push((entity_key(key), encode(ENTITY, entity)?));
+        // The keys, side by side in one buffer, sorted by their bytes and
+        // then by position: the last upsert of an entity is the last of its
+        // run, and wins.
+        let mut keys: Vec<u8> = Vec::with_capacity(delta.entities.len() * 24);
+        let mut order: Vec<(usize, usize, usize)> = Vec::with_capacity(delta.entities.len());
+        for (n, (entity, _)) in delta.entities.iter().enumerate() {
+            let start = keys.len();
+            write_entity_key(entity, &mut keys);
+            order.push((start, keys.len(), n));
         }
-        // The last upsert of an entity wins: a stable sort keeps the order
-        // of equal keys, and the dedup keeps the last of each run.
-        fresh.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut entities: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(fresh.len());
-        for entry in fresh {
-            match entities.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => entities.push(entry),
+        let key_of =
+            |(start, end, _): &(usize, usize, usize)| keys.get(*start..*end).unwrap_or_default();
+        order.sort_unstable_by(|a, b| key_of(a).cmp(key_of(b)).then(a.2.cmp(&b.2)));
+        // Each record is encoded straight into its segment.
+        let mut packer = Packer::new(SEGMENT_BYTES);
+        let mut runs = order.iter().peekable();
+        while let Some(entry) = runs.next() {
+            if runs
+                .peek()
+                .is_some_and(|next| key_of(next) == key_of(entry))
+            {
+                continue;
+            }
+            if let Some((_, state)) = delta.entities.get(entry.2) {
+                packer.push_with(key_of(entry), |out| encode_into(ENTITY, state, out))?;
             }
         }
+        let entities = packer.finish();
 
         // A batch keeps the last operation on each key: removals win over
         // upserts of the same delta.
@@ -320,6 +413,16 @@ impl State {
     }
 
     /// Writes a prepared checkpoint atomically. Not flushed: the caller flushes.
+    ///
+    /// The new segments and loser chunks are written first, with plain
+    /// batches: the indexes do not publish them yet. One small transaction
+    /// then writes the indexes that publish them, with the queue, cursors
+    /// and engine metadata (and, rarely, loser chunks rewritten in place).
+    /// The segments and chunks the new indexes no longer publish are
+    /// removed last. sled recovers a prefix of its log, each batch and
+    /// transaction whole or not at all: a crash before the transaction
+    /// leaves the previous checkpoint (and unpublished segments and chunks,
+    /// removed at open); after it, the new one.
     pub(crate) fn commit(&self, prepared: Prepared) -> Result<(), CoreError> {
         let Prepared {
             entities,
@@ -329,7 +432,9 @@ impl State {
             cursors,
             engine,
         } = prepared;
-        let segments = self.write_segments(&entities)?;
+        // Leftovers of an attempt that failed part way.
+        self.remove_unpublished()?;
+        let segments = self.write_segments(entities)?;
         let losers = losers::write(
             &self.losers,
             self.loser_index()?,
@@ -342,15 +447,18 @@ impl State {
         meta.insert(META_SEGMENTS, encode(SEGMENT_INDEX, &segments.index)?);
         meta.insert(META_LOSERS, encode(losers::INDEX, &losers.index)?);
 
-        (&self.segments, &self.queue, &self.losers, &self.meta)
-            .transaction(|(s, q, l, m)| {
-                s.apply_batch(&segments.batch)?;
+        insert_each(&self.segments, segments.new)?;
+        insert_each(&self.losers, losers.new)?;
+        (&self.queue, &self.losers, &self.meta)
+            .transaction(|(q, l, m)| {
                 q.apply_batch(&queue)?;
-                l.apply_batch(&losers.batch)?;
+                l.apply_batch(&losers.with_index)?;
                 m.apply_batch(&meta)?;
                 Ok::<(), ConflictableTransactionError<Infallible>>(())
             })
-            .map_err(transaction_error)
+            .map_err(transaction_error)?;
+        remove_each(&self.segments, segments.dead)?;
+        remove_each(&self.losers, losers.dead)
     }
 
     /// Reads the whole checkpoint (empty when none was taken).

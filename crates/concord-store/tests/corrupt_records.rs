@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 
 use concord_core::storage_conformance::{sample_batch, sample_delta};
-use concord_core::{CoreError, LoserRecord, Storage};
+use concord_core::{CoreError, Storage};
 use concord_crdt::{RegionId, codec};
 use concord_store::SledStore;
 use support::open_raw;
@@ -152,14 +152,10 @@ fn garbage_in_any_checkpoint_tree_is_a_corrupt_record() {
 fn misplaced_records_are_corrupt_records() {
     let dir = populated();
     type Change = fn(&sled::Tree);
-    let cases: [(&str, &str, Change); 8] = [
+    let cases: [(&str, &str, Change); 7] = [
         ("segments", "a key that is not 12 bytes", |t| {
             let (_, v) = t.first().unwrap().unwrap();
             t.insert(b"short", v).unwrap();
-        }),
-        ("segments", "a generation the index never gave", |t| {
-            let (_, v) = t.first().unwrap().unwrap();
-            t.insert(segment_key(1000, 0), v).unwrap();
         }),
         ("segments", "a segment repeated in its generation", |t| {
             let (k, v) = t.first().unwrap().unwrap();
@@ -181,7 +177,7 @@ fn misplaced_records_are_corrupt_records() {
         }),
         ("loser_chunks", "a chunk under another chunk's ids", |t| {
             let (_, v) = t.first().unwrap().unwrap();
-            t.insert(loser_chunk_key(77, 79), v).unwrap();
+            t.insert(loser_chunk_key(0, 0), v).unwrap();
         }),
         (
             "loser_chunks",
@@ -323,82 +319,100 @@ fn a_corrupt_entry_of_a_segment_is_a_corrupt_record() {
 }
 
 /// A well-framed loser chunk that disagrees with its key, its records or
-/// its neighbours, or that the index does not count, is a CorruptRecord.
+/// its neighbours, or chunks the index does not count, are a CorruptRecord.
 #[test]
 fn a_loser_chunk_that_disagrees_is_a_corrupt_record() {
     let dir = populated();
     let all = keys(dir.path(), "loser_chunks");
+    let real_key = loser_chunk_key(1, 3);
     assert_eq!(
         all,
-        vec![loser_chunk_key(1, 3)],
+        vec![real_key.clone()],
         "the sample losers are one chunk"
     );
     let db = open_raw(dir.path());
     let real = db
         .open_tree("loser_chunks")
         .unwrap()
-        .get(&all[0])
+        .get(&real_key)
         .unwrap()
         .unwrap();
     drop(db);
     // Chunks are framed as segments, keyed by record id.
     let entries = unpack(&real);
-    let ids: Vec<Vec<u8>> = (1..=3u64).map(|id| id.to_be_bytes().to_vec()).collect();
-    assert_eq!(entries.iter().map(|e| e.0.clone()).collect::<Vec<_>>(), ids);
-    let record = |n: usize| entries[n].1.clone();
-    let renumbered = |id: u64| {
-        let mut loser: LoserRecord = codec::decode(&record(2)).unwrap();
-        loser.id = id;
-        codec::encode(&loser).unwrap()
-    };
     let id = |n: u64| n.to_be_bytes().to_vec();
-    let cases: Vec<(&str, &str, Vec<u8>, Vec<u8>)> = vec![
+    assert_eq!(
+        entries.iter().map(|e| e.0.clone()).collect::<Vec<_>>(),
+        vec![id(1), id(2), id(3)]
+    );
+    let r = |n: usize| entries[n].1.clone();
+    type Chunk = (Vec<u8>, Vec<u8>);
+    let cases: Vec<(&str, &str, Vec<Chunk>)> = vec![
         (
             "a record under another id",
             "loser_chunks",
-            loser_chunk_key(77, 77),
-            pack(&[(id(77), record(0))]),
+            vec![(loser_chunk_key(1, 1), pack(&[(id(1), r(1))]))],
+        ),
+        (
+            "a record that does not decode",
+            "loser_chunks",
+            vec![(
+                loser_chunk_key(1, 3),
+                pack(&[
+                    (id(1), r(0)),
+                    (id(2), vec![codec::FORMAT_VERSION, 0xff]),
+                    (id(3), r(2)),
+                ]),
+            )],
         ),
         (
             "a key whose ids are not the chunk's",
             "loser_chunks",
-            loser_chunk_key(77, 78),
-            pack(&[(id(77), renumbered(77))]),
+            vec![(loser_chunk_key(1, 3), pack(&[(id(1), r(0)), (id(2), r(1))]))],
         ),
         (
             "an id that is not 8 bytes",
             "loser_chunks",
-            loser_chunk_key(77, 77),
-            pack(&[(vec![77], renumbered(77))]),
+            vec![(loser_chunk_key(1, 3), pack(&[(vec![1], r(0))]))],
         ),
         (
             "a chunk overlapping the previous one",
             "loser_chunks",
-            loser_chunk_key(2, 2),
-            pack(&[(id(2), record(1))]),
+            vec![
+                (loser_chunk_key(1, 2), pack(&[(id(1), r(0)), (id(2), r(1))])),
+                (loser_chunk_key(2, 3), pack(&[(id(2), r(1)), (id(3), r(2))])),
+            ],
         ),
         (
-            "a chunk the index does not count",
+            "chunks the index does not count",
             "meta",
-            loser_chunk_key(77, 77),
-            pack(&[(id(77), renumbered(77))]),
+            vec![
+                (loser_chunk_key(1, 1), pack(&[(id(1), r(0))])),
+                (loser_chunk_key(2, 2), pack(&[(id(2), r(1))])),
+                (loser_chunk_key(3, 3), pack(&[(id(3), r(2))])),
+            ],
         ),
         (
             "an empty chunk",
             "loser_chunks",
-            loser_chunk_key(77, 77),
-            pack(&[]),
+            vec![(loser_chunk_key(1, 3), pack(&[]))],
         ),
     ];
-    for (case, tree, key, chunk) in cases {
+    for (case, tree, chunks) in cases {
         tamper(dir.path(), "loser_chunks", |t| {
-            t.insert(&key, chunk).unwrap();
+            t.remove(&real_key).unwrap();
+            for (key, chunk) in &chunks {
+                t.insert(key, chunk.clone()).unwrap();
+            }
         });
         let store = SledStore::open(dir.path()).unwrap();
         assert_corrupt(store.load_checkpoint(), tree, case);
         drop(store);
         tamper(dir.path(), "loser_chunks", |t| {
-            t.remove(&key).unwrap();
+            for (key, _) in &chunks {
+                t.remove(key).unwrap();
+            }
+            t.insert(&real_key, real.clone()).unwrap();
         });
     }
     let store = SledStore::open(dir.path()).unwrap();
@@ -406,6 +420,43 @@ fn a_loser_chunk_that_disagrees_is_a_corrupt_record() {
         store.load_checkpoint().unwrap().losers,
         sample_delta().losers
     );
+}
+
+/// Segments and loser chunks the indexes do not publish — written by a
+/// checkpoint that crashed before publishing them, or replaced or purged
+/// by one that crashed before removing them — are removed when the store
+/// opens, and the checkpoint loads as the indexes say.
+#[test]
+fn unpublished_segments_and_chunks_are_removed_at_open() {
+    let dir = populated();
+    let expected = SledStore::open(dir.path())
+        .unwrap()
+        .load_checkpoint()
+        .unwrap();
+    let segments_before = keys(dir.path(), "segments");
+    let chunks_before = keys(dir.path(), "loser_chunks");
+    // The sample checkpoint is generation 1, and loser records 1 to 3.
+    assert_eq!(segments_before, vec![segment_key(1, 0)]);
+    tamper(dir.path(), "segments", |t| {
+        let (_, v) = t.first().unwrap().unwrap();
+        // A generation not published yet, one replaced by a compaction,
+        // and garbage in an unpublished generation.
+        t.insert(segment_key(2, 0), v.clone()).unwrap();
+        t.insert(segment_key(2, 1), v.clone()).unwrap();
+        t.insert(segment_key(0, 0), v).unwrap();
+        t.insert(segment_key(1000, 7), b"garbage".to_vec()).unwrap();
+    });
+    tamper(dir.path(), "loser_chunks", |t| {
+        let (_, v) = t.first().unwrap().unwrap();
+        t.insert(loser_chunk_key(4, 9), v).unwrap();
+        t.insert(loser_chunk_key(77, 79), b"garbage".to_vec())
+            .unwrap();
+    });
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.load_checkpoint().unwrap(), expected);
+    drop(store);
+    assert_eq!(keys(dir.path(), "segments"), segments_before);
+    assert_eq!(keys(dir.path(), "loser_chunks"), chunks_before);
 }
 
 /// A corrupt record inside a log fails the reads that reach it, and only

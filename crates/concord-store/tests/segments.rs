@@ -248,7 +248,10 @@ fn child_that_crashes_mid_checkpoint() {
 #[test]
 fn a_crash_at_any_point_leaves_one_checkpoint_whole() {
     let mut most = 0;
-    for after in [40, 150, 400, 900] {
+    // Deaths at several points: while the new segments and loser chunks
+    // are written, while the indexes are, while replaced ones are removed,
+    // and during compactions.
+    for after in [20, 40, 90, 150, 400, 900] {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(std::env::current_exe().unwrap())
             .args([
