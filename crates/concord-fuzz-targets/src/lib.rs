@@ -10,7 +10,7 @@
 //! | target | what it feeds | what must hold |
 //! |---|---|---|
 //! | [`decode_records::run`] | bytes as every stored record type | a value or an error; values round-trip |
-//! | [`store_records::run`] | raw records in every tree of a sled store | opening and reading it errs, never panics |
+//! | [`store_records::run`] | raw records in every tree of a sled store, raw bytes in its log files | opening and reading it errs, never panics |
 //! | [`peer_frames::run`] | protobuf peer frames into an engine | no panic; cursors never decrease; no store failure |
 //! | [`store_ops::run`] | client ops, commits, checkpoints, reopens | sled and memory engines agree with a model |
 //! | [`crdt_laws::run`] | states of every merge type | merge is commutative, associative, idempotent |

@@ -237,6 +237,59 @@ fn unpack_segment(bytes: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
+/// The log files of the store at `path` as `store_records` input: each
+/// file's bytes in blocks appended to it.
+fn wal_records(path: &Path, out: &mut Writer) {
+    let Ok(entries) = std::fs::read_dir(path.join("wal")) else {
+        return;
+    };
+    let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    files.sort();
+    for file in files {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        let Some((origin, first)) = name
+            .strip_suffix(".wal")
+            .and_then(|stem| stem.split_once('-'))
+            .and_then(|(o, f)| Some((o.parse::<u16>().ok()?, f.parse::<u64>().ok()?)))
+        else {
+            continue;
+        };
+        let bytes = std::fs::read(&file).expect("a log file reads");
+        for block in bytes.chunks(60_000) {
+            out.u8(store_records::WAL_FILE)
+                .block(&store_records::wal_key(origin, first))
+                .block(block);
+        }
+    }
+}
+
+/// The log of the store, as records of the `log` tree stores kept before
+/// the log moved to files (key: origin and first seq, big endian).
+fn legacy_log_records(store: &SledStore, out: &mut Writer) {
+    let sel = store_records::selector("log", b"");
+    for (origin, bounds) in store.log_bounds().expect("the log's bounds") {
+        let writes = store
+            .read_log(origin, bounds.first, usize::MAX)
+            .expect("the log reads");
+        for chunk in writes.chunks(4) {
+            let Some(first) = chunk.first() else {
+                continue;
+            };
+            let batch = concord_core::WriteBatch {
+                origin,
+                writes: chunk.to_vec(),
+            };
+            out.u8(sel)
+                .block(&store_records::wal_key(origin.get(), first.seq))
+                .block(&concord_crdt::codec::encode(&batch).expect("a batch encodes"));
+        }
+    }
+}
+
 fn store_seeds() -> Vec<Seed> {
     let dir = fixture::tempdir();
     let path = dir.path().join("store");
@@ -250,10 +303,16 @@ fn store_seeds() -> Vec<Seed> {
         write_all(&mut here, 5);
         here.commit().expect("a commit");
     }
-    let db = sled::open(&path).expect("the store's database opens");
     let mut current = Writer::default();
     let mut legacy = Writer::default();
     let mut log_only = Writer::default();
+    {
+        let store = SledStore::open(&path).expect("the store opens again");
+        legacy_log_records(&store, &mut legacy);
+    }
+    wal_records(&path, &mut current);
+    wal_records(&path, &mut log_only);
+    let db = sled::open(&path).expect("the store's database opens");
     for name in db.tree_names() {
         let Ok(tree_name) = std::str::from_utf8(&name) else {
             continue;
@@ -279,9 +338,6 @@ fn store_seeds() -> Vec<Seed> {
                 _ => {
                     legacy.u8(sel).block(&key).block(&value);
                 }
-            }
-            if tree_name == "log" {
-                log_only.u8(sel).block(&key).block(&value);
             }
         }
     }

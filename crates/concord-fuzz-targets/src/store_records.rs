@@ -1,16 +1,22 @@
-//! Arbitrary records in every tree of a sled store, then the store opened
-//! and read, and an engine opened on it.
+//! Arbitrary records in every tree of a sled store and arbitrary bytes in
+//! its log files, then the store opened and read, and an engine opened on
+//! it.
 //!
 //! The store exposes its record decoders only through [`SledStore`], so the
 //! target writes raw key/value pairs into the trees of a fresh sled database
-//! and opens it the way a node does. Every outcome may be an error (a
-//! `CorruptRecord` naming its tree and key, mostly); none may be a panic.
+//! and raw bytes into log files, and opens it the way a node does. Every
+//! outcome may be an error (a `CorruptRecord` naming its tree and key, or
+//! its file and offset, mostly); none may be a panic.
 //!
-//! Input: records until the input ends, each a tree selector byte, a key
-//! and a value (each a `u16`-length-prefixed byte string). The selector,
-//! modulo [`TREES`]'s length, picks the tree; the last three put the value
-//! under the `meta` tree's fixed keys whatever the key says, so that the
-//! fuzzer need not guess them.
+//! Input: records until the input ends, each a selector byte, a key and a
+//! value (each a `u16`-length-prefixed byte string). A selector of
+//! [`WAL_FILE`] or more appends the value to a log file in `wal/`, named
+//! for the origin and first seq the key gives ([`wal_file_name`]). A smaller
+//! one, modulo [`TREES`]'s length, picks a tree; the last three put the
+//! value under the `meta` tree's fixed keys whatever the key says, so that
+//! the fuzzer need not guess them. A `log` tree is the log as stores kept
+//! it before it moved to files: opening moves it (and drops the log files
+//! the input wrote, as those of a move that did not finish).
 
 use std::path::Path;
 
@@ -44,7 +50,36 @@ pub fn selector(tree: &str, key: &[u8]) -> u8 {
     u8::try_from(i).expect("few trees")
 }
 
-/// Writes the records `data` describes into a new sled database at `dir`.
+/// The smallest selector that writes to a log file rather than a tree.
+pub const WAL_FILE: u8 = 0x80;
+
+/// The name of a log file (as the store names them): the origin, then the
+/// seq of its first write, in decimal.
+pub fn wal_file_name(origin: u16, first: u64) -> String {
+    format!("{origin:05}-{first:020}.wal")
+}
+
+/// The log file a key names: its first two bytes are the origin, the next
+/// eight the first seq (big endian; missing bytes are zero).
+fn wal_file_of(key: &[u8]) -> String {
+    let mut bytes = [0u8; 10];
+    for (b, k) in bytes.iter_mut().zip(key) {
+        *b = *k;
+    }
+    let (origin, first) = bytes.split_at(2);
+    wal_file_name(
+        u16::from_be_bytes([origin[0], origin[1]]),
+        u64::from_be_bytes(first.try_into().expect("eight bytes")),
+    )
+}
+
+/// The key [`wal_file_of`] reads as `origin`'s file from seq `first`.
+pub fn wal_key(origin: u16, first: u64) -> Vec<u8> {
+    [&origin.to_be_bytes()[..], &first.to_be_bytes()[..]].concat()
+}
+
+/// Writes the records `data` describes into a new sled database at `dir`
+/// and log files in `dir/wal`.
 fn write_raw(dir: &Path, data: &[u8]) {
     let db = sled::Config::new()
         .path(dir)
@@ -53,6 +88,17 @@ fn write_raw(dir: &Path, data: &[u8]) {
         .expect("a new sled database opens");
     let mut input = Reader::new(data);
     while let (Some(sel), Some(key), Some(value)) = (input.u8(), input.block(), input.block()) {
+        if sel >= WAL_FILE {
+            let wal = dir.join("wal");
+            std::fs::create_dir_all(&wal).expect("the log's directory");
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(wal.join(wal_file_of(key)))
+                .expect("a log file opens");
+            std::io::Write::write_all(&mut file, value).expect("a log file takes bytes");
+            continue;
+        }
         let (tree, fixed) = TREES[usize::from(sel) % TREES.len()];
         let tree = db.open_tree(tree).expect("a sled tree opens");
         tree.insert(fixed.unwrap_or(key), value)

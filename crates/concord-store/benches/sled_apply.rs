@@ -1,13 +1,14 @@
-//! Replicated writes applied by one node into sled, with group commit.
+//! Replicated writes applied by one node into its store (`SledStore`: the
+//! log in files, checkpoints in sled), with group commit.
 //!
 //! A source engine (in memory) makes `--writes` writes of 100-byte values to
 //! random keys (drawn from `--keys` distinct keys, by default as many as
 //! writes, so that checkpoints coalesce little) and cuts them into batches of
 //! 1,000, as a peer sends them. The
-//! measured node receives each batch, applies it, appends it to its sled log
-//! and commits (one flush) every `--group` batches: one fsync covers many
+//! measured node receives each batch, applies it, appends it to its log
+//! and commits (one sync) every `--group` batches: one fsync covers many
 //! writes, and the node acknowledges after it. Prints writes/s and the size
-//! of the sled directory per million writes, then the same for an engine on
+//! of the store's directory per million writes, then the same for an engine on
 //! in-memory storage in the same run, for the ratio. For each storage it also
 //! prints the time spent in `Storage::checkpoint` (the engine checkpoints
 //! every `--checkpoint-every` applied writes) and the entities it stored per

@@ -1,9 +1,22 @@
-//! The store's on-disk layout: tree names and key encodings.
+//! The store's on-disk layout: directory, file and tree names, and key
+//! encodings.
 
 use concord_core::{Collection, EntityKey};
 use concord_crdt::RegionId;
 
-/// Per-origin logs: one record per appended `WriteBatch`.
+/// The write-ahead log's directory inside the store's: the per-origin log
+/// files (see [`wal_file_name`]).
+pub(crate) const WAL_DIR: &str = "wal";
+/// The sled database that held the log before it moved to files (`log/`
+/// inside the store's directory): moved into [`WAL_DIR`] when found.
+pub(crate) const LEGACY_LOG_DIR: &str = "log";
+/// [`LEGACY_LOG_DIR`] renamed once its records are durable in [`WAL_DIR`]:
+/// the rename is the moment the move is done; the directory is then removed.
+pub(crate) const MIGRATED_LOG_DIR: &str = "log.migrated";
+
+/// The per-origin logs of earlier stores, in sled (in [`LEGACY_LOG_DIR`],
+/// or before that in the state's database): one record per appended
+/// `WriteBatch`, under [`log_key`].
 pub(crate) const LOG: &str = "log";
 /// Checkpointed entity states, in segments: each checkpoint's changed
 /// entities packed into a few large values.
@@ -80,7 +93,9 @@ pub(crate) fn parse_loser_chunk_key(key: &[u8]) -> Option<(u64, u64)> {
 const LOG_KEY_LEN: usize = 10;
 
 /// The key of the log record of `origin` whose first write is `first_seq`:
-/// big endian, so keys sort by origin, then seq.
+/// big endian, so keys sort by origin, then seq. (The store only reads
+/// such keys now, to move an earlier store's log into files.)
+#[cfg(test)]
 pub(crate) fn log_key(origin: RegionId, first_seq: u64) -> [u8; LOG_KEY_LEN] {
     let mut key = [0u8; LOG_KEY_LEN];
     key[..2].copy_from_slice(&origin.get().to_be_bytes());
@@ -95,6 +110,31 @@ pub(crate) fn parse_log_key(key: &[u8]) -> Option<(RegionId, u64)> {
     let origin = u16::from_be_bytes(origin.try_into().ok()?);
     let seq = u64::from_be_bytes(seq.try_into().ok()?);
     Some((RegionId::new(origin), seq))
+}
+
+/// The length of a log file's name: `OOOOO-SSSSSSSSSSSSSSSSSSSS.wal`.
+const WAL_NAME_LEN: usize = 5 + 1 + 20 + 4;
+
+/// The name of `origin`'s log file whose first record starts at
+/// `first_seq`: both numbers in decimal, zero-padded, so that names sort by
+/// origin, then seq.
+pub(crate) fn wal_file_name(origin: RegionId, first_seq: u64) -> String {
+    format!("{:05}-{first_seq:020}.wal", origin.get())
+}
+
+/// The origin and first seq a log file's name gives, if it is one (exactly
+/// the shape [`wal_file_name`] makes).
+pub(crate) fn parse_wal_file_name(name: &str) -> Option<(RegionId, u64)> {
+    if name.len() != WAL_NAME_LEN {
+        return None;
+    }
+    let stem = name.strip_suffix(".wal")?;
+    let (origin, seq) = stem.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if origin.len() != 5 || seq.len() != 20 || !digits(origin) || !digits(seq) {
+        return None;
+    }
+    Some((RegionId::new(origin.parse().ok()?), seq.parse().ok()?))
 }
 
 /// The key of a queue item or loser record: its id, big endian.
@@ -163,6 +203,40 @@ mod tests {
         );
         assert_eq!(parse_log_key(&[0; 9]), None);
         assert_eq!(parse_log_key(&[0; 11]), None);
+    }
+
+    #[test]
+    fn wal_file_names_sort_by_origin_then_seq_and_round_trip() {
+        let names = [
+            wal_file_name(RegionId::new(1), 0),
+            wal_file_name(RegionId::new(1), 9),
+            wal_file_name(RegionId::new(1), 10),
+            wal_file_name(RegionId::new(1), u64::MAX),
+            wal_file_name(RegionId::new(2), 1),
+            wal_file_name(RegionId::new(u16::MAX), 1),
+        ];
+        assert!(names.windows(2).all(|p| p[0] < p[1]), "{names:?}");
+        for (origin, seq) in [(0, 0), (7, 1 << 50), (u16::MAX, u64::MAX)] {
+            let name = wal_file_name(RegionId::new(origin), seq);
+            assert_eq!(
+                parse_wal_file_name(&name),
+                Some((RegionId::new(origin), seq))
+            );
+        }
+        for bad in [
+            "",
+            "00001-00000000000000000001.log",
+            "00001-0000000000000000001.wal",
+            "0001-000000000000000000001.wal",
+            "00001_00000000000000000001.wal",
+            "0000a-00000000000000000001.wal",
+            "00001-+0000000000000000001.wal",
+            "99999-00000000000000000001.wal",
+            "00001-99999999999999999999.wal",
+            "00001-00000000000000000001.wal.tmp",
+        ] {
+            assert_eq!(parse_wal_file_name(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

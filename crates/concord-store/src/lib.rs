@@ -1,18 +1,37 @@
 //! Concord's durable storage: [`SledStore`], the engine's
-//! [`concord_core::Storage`] on [sled](https://docs.rs/sled/0.34.7).
+//! [`concord_core::Storage`]: the log in append-only files of its own, the
+//! checkpointed state on [sled](https://docs.rs/sled/0.34.7).
 //!
 //! # Layout
 //!
-//! Two sled databases hold the store: the log in `log/` inside the
-//! directory, so that a group commit flushes only the log and never waits on
-//! a checkpoint being written; and the checkpointed state in the directory
-//! itself. Together they hold five trees. Every value but a segment is a record
-//! of `concord_crdt::codec` (a format-version byte, then bincode 2), and
-//! every key sorts the way the store reads it:
+//! The log is in `wal/` inside the store's directory, one series of files
+//! per origin, so that a group commit syncs only the log and never waits on
+//! a checkpoint being written. A file is named for its origin and the seq
+//! of its first write (`00002-00000000000000000001.wal`) and holds framed
+//! records, one per appended `WriteBatch` (a large one is split into
+//! records of about 48 KiB, since a read decodes whole records):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0..4 | CRC32 of bytes 4..20 and of the record (`u32` little endian) |
+//! | 4..8 | the record's length |
+//! | 8..16 | the seq of its first write (`u64` little endian) |
+//! | 16..20 | how many writes it holds (`u32` little endian) |
+//! | 20.. | the record: the `WriteBatch` |
+//!
+//! A file takes appends until it holds 64 MiB ([`StoreOptions`]), then the
+//! next one starts. The store keeps an index of every record in memory
+//! (built at open from the frame headers) and the last appended writes
+//! decoded, so that reading back what was just appended — what the engine
+//! sends its peers after a commit — neither reads nor decodes a file.
+//!
+//! The checkpointed state is a sled database in the directory itself, with
+//! four trees. Every value of the store but a segment is a record of
+//! `concord_crdt::codec` (a format-version byte, then bincode 2), and every
+//! key sorts the way the store reads it:
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `log` (its own database, in `log/`) | origin (`u16` big endian), first seq (`u64` big endian) | a `WriteBatch` (a large one is split into records of at most ~48 KiB: sled writes bigger values to blob files of their own) |
 //! | `segments` | generation (`u64` big endian), chunk (`u32` big endian) | a segment: entity states of one checkpoint |
 //! | `queue` | item id (`u64` big endian) | a `ConflictItem` |
 //! | `losers` | record id (`u64` big endian) | a `LoserRecord` |
@@ -45,13 +64,26 @@
 //!
 //! # Durability
 //!
-//! Appends go to sled's in-memory pages and its write-ahead log;
-//! [`concord_core::Storage::sync`] flushes them (one flush covers every
-//! append since the last: group commit), and the node acknowledges clients
-//! after it. A checkpoint — its new segments, the segments a compaction
-//! replaces, queue, loser and metadata changes — is applied in one
-//! transaction and flushed before it returns. Whatever a crash leaves, sled
-//! recovers each append and each checkpoint whole or not at all.
+//! Appends are encoded into a buffer per log file;
+//! [`concord_core::Storage::sync`] writes the buffers and `fdatasync`s every
+//! file written since the last sync (one sync covers every append since the
+//! last: group commit), and the node acknowledges clients after it. A new
+//! log file's directory entry is synced before the file is written, and a
+//! full file is synced before the next one starts, so a crash can tear only
+//! the last record of an origin's last file: opening the store cuts such a
+//! torn end off, silently, since it holds only writes no sync covered. A
+//! record that fails its checksum elsewhere is reported when read, as a
+//! [`concord_core::CoreError::CorruptRecord`] naming the file and offset.
+//!
+//! A checkpoint — its new segments, the segments a compaction replaces,
+//! queue, loser and metadata changes — is applied in one sled transaction
+//! and flushed before it returns; sled recovers each checkpoint whole or
+//! not at all.
+//!
+//! A store whose log is still in sled (in `log/`, or in the state's
+//! database, as earlier versions kept it) has it moved into files when it
+//! opens; a crash during the move leaves the sled log whole, and the move
+//! starts over.
 //!
 //! ```
 //! use concord_core::Storage;
@@ -64,12 +96,17 @@
 //! # Ok::<(), concord_core::CoreError>(())
 //! ```
 
+mod cache;
+mod frame;
 mod layout;
 mod log;
 mod losers;
+mod options;
 mod record;
 mod segment;
 mod state;
 mod store;
+mod wal;
 
+pub use options::StoreOptions;
 pub use store::SledStore;

@@ -1,40 +1,100 @@
-//! The per-origin logs, in the `log` tree: one record per appended batch.
+//! The log as earlier stores kept it — in sled, one record per appended
+//! batch — and its move into the log files of [`crate::wal`].
+//!
+//! Two layouts came before the files: the `log` tree in a sled database of
+//! its own (`log/` in the store's directory), and before that the same
+//! tree in the state's database. Opening a store moves either into
+//! `wal/`:
+//!
+//! 1. a tree in the state's database is first moved into `log/` (copied,
+//!    flushed, then dropped from the state's database and that flushed);
+//! 2. whatever `wal/` holds is discarded (files of an earlier move that
+//!    did not finish), and every record of `log/` is written to the files
+//!    and synced, and so is the directory;
+//! 3. `log/` is renamed `log.migrated` and the store's directory synced:
+//!    that rename is the moment the move is done;
+//! 4. `log.migrated` is removed (again at the next open if that fails).
+//!
+//! A crash before step 3 leaves `log/` whole, and the next open does the
+//! move again from the start; after it, the files are the log. No write is
+//! lost or doubled either way.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::iter::Peekable;
+use std::path::Path;
 
-use concord_core::{CoreError, LogBounds, TaggedWrite, WriteBatch};
-use concord_crdt::RegionId;
+use concord_core::{CoreError, WriteBatch};
+use concord_crdt::{RegionId, codec};
 use sled::{IVec, Tree};
 
-use crate::layout::{LOG, log_key, parse_log_key};
-use crate::record::{backend, corrupt, decode, encode};
+use crate::frame::push_frame;
+use crate::layout::{LEGACY_LOG_DIR, LOG, MIGRATED_LOG_DIR, parse_log_key, wal_file_name};
+use crate::record::{backend, corrupt, decode, io_error};
+use crate::store::open_db;
+use crate::wal::{create_dir, sync_dir};
 
 const WHAT: &str = "log record";
 
-/// The `log` tree and, per origin with a non-empty log, the last seq it
-/// holds (kept in memory so that an append validates without a read).
-pub(crate) struct Log {
-    tree: Tree,
-    last: BTreeMap<RegionId, u64>,
-}
-
-/// The keys of every record `origin` may have.
-fn origin_range(origin: RegionId) -> std::ops::RangeInclusive<[u8; 10]> {
-    log_key(origin, 0)..=log_key(origin, u64::MAX)
-}
-
-/// The first seq a log key of `origin` names.
-fn first_seq_of(origin: RegionId, key: &[u8]) -> Result<u64, CoreError> {
-    match parse_log_key(key) {
-        Some((o, seq)) if o == origin => Ok(seq),
-        _ => Err(corrupt(
-            WHAT,
-            LOG,
-            key,
-            format!("a key among {origin}'s log records is not a log key of {origin}"),
-        )),
+/// Moves the sled log of the store at `path` (state database `db`), if it
+/// has one, into log files in `wal_dir`, each up to about `file_bytes`.
+pub(crate) fn migrate(
+    path: &Path,
+    db: &sled::Db,
+    wal_dir: &Path,
+    file_bytes: u64,
+) -> Result<(), CoreError> {
+    let legacy_dir = path.join(LEGACY_LOG_DIR);
+    let migrated = path.join(MIGRATED_LOG_DIR);
+    let in_state_db = db.tree_names().iter().any(|n| n.as_ref() == LOG.as_bytes());
+    // sled's own file: a `log/` without it holds no database (it could be
+    // what a late write of the database left after the rename).
+    let has_db = legacy_dir.join("db").is_file();
+    if in_state_db || has_db {
+        let log_db = open_db(&legacy_dir)?;
+        move_legacy_log(db, &log_db)?;
+        let tree = log_db.open_tree(LOG).map_err(backend)?;
+        write_files(&tree, wal_dir, file_bytes)?;
+        drop(tree);
+        log_db.flush().map_err(backend)?;
+        drop(log_db);
     }
+    if legacy_dir.exists() {
+        if migrated.exists() {
+            std::fs::remove_dir_all(&migrated).map_err(|e| io_error("removing", &migrated, &e))?;
+        }
+        std::fs::rename(&legacy_dir, &migrated)
+            .map_err(|e| io_error("renaming", &legacy_dir, &e))?;
+        sync_dir(path)?;
+    }
+    if migrated.exists() {
+        // Done already: what is left is only disk space, so a failure
+        // waits for the next open.
+        let _ = std::fs::remove_dir_all(&migrated);
+    }
+    Ok(())
+}
+
+/// A store written before the log had a database of its own keeps its log
+/// tree in the state's database: move its records over (the copy is
+/// flushed before the old tree is dropped, and the drop is flushed before
+/// the move goes on, so a crash in between leaves both copies, and the move
+/// simply happens again).
+fn move_legacy_log(db: &sled::Db, log_db: &sled::Db) -> Result<(), CoreError> {
+    if !db.tree_names().iter().any(|n| n.as_ref() == LOG.as_bytes()) {
+        return Ok(());
+    }
+    let old = db.open_tree(LOG).map_err(backend)?;
+    let new = log_db.open_tree(LOG).map_err(backend)?;
+    for entry in &old {
+        let (k, v) = entry.map_err(backend)?;
+        new.insert(k, v).map_err(backend)?;
+    }
+    log_db.flush().map_err(backend)?;
+    drop(old);
+    db.drop_tree(LOG).map_err(backend)?;
+    db.flush().map_err(backend)?;
+    Ok(())
 }
 
 /// Decodes the record at `key`, checking that it is what its key says: a
@@ -63,255 +123,113 @@ fn decode_record(key: &[u8], value: &[u8]) -> Result<WriteBatch, CoreError> {
     Ok(batch)
 }
 
-impl Log {
-    /// Opens the log tree and reads the last seq of each origin: one seek
-    /// per origin, from the highest down.
-    pub(crate) fn open(tree: Tree) -> Result<Self, CoreError> {
-        let mut last = BTreeMap::new();
-        let mut below: Option<[u8; 10]> = None;
-        loop {
-            let entry = match below {
-                None => tree.last(),
-                Some(bound) => tree.range(..bound).next_back().transpose(),
-            };
-            let Some((key, value)) = entry.map_err(backend)? else {
-                break;
-            };
-            let batch = decode_record(&key, &value)?;
-            last.insert(batch.origin, batch.last_seq());
-            if batch.origin.get() == 0 {
-                break;
-            }
-            below = Some(log_key(batch.origin, 0));
-        }
-        Ok(Self { tree, last })
-    }
+/// The origin and first seq of the record at `key`.
+fn key_of(key: &[u8]) -> Result<(RegionId, u64), CoreError> {
+    parse_log_key(key).ok_or_else(|| {
+        corrupt(
+            WHAT,
+            LOG,
+            key,
+            "a key of the log tree is not a log key".to_owned(),
+        )
+    })
+}
 
-    /// The last seq `origin`'s log holds, read from the tree.
-    fn last_in_tree(&self, origin: RegionId) -> Result<Option<u64>, CoreError> {
-        match self.tree.range(origin_range(origin)).next_back() {
-            None => Ok(None),
-            Some(entry) => {
-                let (key, value) = entry.map_err(backend)?;
-                Ok(Some(decode_record(&key, &value)?.last_seq()))
-            }
-        }
-    }
+/// How many writes the record at `key` holds: up to the next record's
+/// first seq when the origin has one, else what the record decodes to (the
+/// end of each origin's log must be readable, as it always had to be).
+/// The records in between are copied without being decoded: one that does
+/// not decode fails the reads that reach it, as it did in sled.
+fn count_of(key: &[u8], value: &[u8], next: Option<&(IVec, IVec)>) -> Result<u32, CoreError> {
+    let (origin, first) = key_of(key)?;
+    let count = match next.map(|(k, _)| key_of(k)).transpose()? {
+        Some((o, next_first)) if o == origin => next_first.saturating_sub(first),
+        _ => decode_record(key, value)?.writes.len() as u64,
+    };
+    u32::try_from(count).ok().filter(|c| *c > 0).ok_or_else(|| {
+        corrupt(
+            WHAT,
+            LOG,
+            key,
+            format!("the record would hold {count} writes"),
+        )
+    })
+}
 
-    /// Appends every batch or none: validates them all against the cached
-    /// ends of the logs, then writes them in one sled batch (atomic, also
-    /// across a crash).
-    ///
-    /// A batch is one record or, when large, a few consecutive records of
-    /// at most about [`MAX_RECORD_BYTES`] each.
-    pub(crate) fn append(&mut self, batches: &[WriteBatch]) -> Result<(), CoreError> {
-        let mut pending: BTreeMap<RegionId, u64> = BTreeMap::new();
-        let mut write = sled::Batch::default();
-        for b in batches.iter().filter(|b| !b.writes.is_empty()) {
-            if !b.is_well_formed() {
-                return Err(CoreError::Backend(format!(
-                    "batch of {} is not consecutive writes of that origin",
-                    b.origin
-                )));
-            }
-            let last = pending
-                .get(&b.origin)
-                .or_else(|| self.last.get(&b.origin))
-                .copied();
-            let first = b.first_seq();
-            if let Some(last) = last
-                && last.checked_add(1) != Some(first)
-            {
-                return Err(CoreError::LogGap {
-                    origin: b.origin,
-                    seq: first,
-                    first: last.saturating_add(1),
-                    last,
-                });
-            }
-            if estimated_size(&b.writes) <= MAX_RECORD_BYTES {
-                write.insert(&log_key(b.origin, first)[..], encode(WHAT, b)?);
-            } else {
-                // sled writes a value past ~128 KiB to a blob file of its
-                // own; keep records well below that (a batch of a thousand
-                // writes is a few records).
-                let parts = estimated_size(&b.writes).div_ceil(MAX_RECORD_BYTES);
-                let per = b.writes.len().div_ceil(parts).max(1);
-                for chunk in b.writes.chunks(per) {
-                    let sub = WriteBatch {
-                        origin: b.origin,
-                        writes: chunk.to_vec(),
-                    };
-                    write.insert(&log_key(b.origin, sub.first_seq())[..], encode(WHAT, &sub)?);
-                }
-            }
-            pending.insert(b.origin, b.last_seq());
-        }
-        if pending.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = self.tree.apply_batch(write) {
-            // Keep the cache true to the tree, whatever part of the batch
-            // the failure left in memory.
-            for origin in pending.keys() {
-                match self.last_in_tree(*origin) {
-                    Ok(Some(seq)) => {
-                        self.last.insert(*origin, seq);
-                    }
-                    Ok(None) => {
-                        self.last.remove(origin);
-                    }
-                    Err(_) => {}
-                }
-            }
-            return Err(backend(e));
-        }
-        self.last.extend(pending);
-        Ok(())
-    }
+/// The log file being written by the move.
+struct Writing {
+    origin: RegionId,
+    path: std::path::PathBuf,
+    file: BufWriter<File>,
+    len: u64,
+}
 
-    /// Up to `limit` writes of `origin` from seq `from` on.
-    pub(crate) fn read(
-        &self,
-        origin: RegionId,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<TaggedWrite>, CoreError> {
-        let Some(first_entry) = self.tree.range(origin_range(origin)).next() else {
-            return Ok(Vec::new());
-        };
-        let (first_key, _) = first_entry.map_err(backend)?;
-        let first_held = first_seq_of(origin, &first_key)?;
-        if from < first_held {
-            return Err(CoreError::LogGap {
-                origin,
-                seq: from,
-                first: first_held,
-                last: self.last.get(&origin).copied().unwrap_or(first_held),
-            });
-        }
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        // The record that holds `from`: the last one starting at or before it.
-        let start = match self
-            .tree
-            .range(log_key(origin, 0)..=log_key(origin, from))
-            .next_back()
-        {
-            Some(entry) => entry.map_err(backend)?.0,
-            None => first_key,
-        };
-        let mut out = Vec::new();
-        for entry in self
-            .tree
-            .range(start..=IVec::from(&log_key(origin, u64::MAX)))
-        {
-            let (key, value) = entry.map_err(backend)?;
-            let batch = decode_record(&key, &value)?;
-            let wanted = limit - out.len();
-            out.extend(
-                batch
-                    .writes
-                    .into_iter()
-                    .filter(|w| w.seq >= from)
-                    .take(wanted),
-            );
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// The first and last seq of each origin's log.
-    pub(crate) fn bounds(&self) -> Result<Vec<(RegionId, LogBounds)>, CoreError> {
-        let mut out = Vec::with_capacity(self.last.len());
-        for (&origin, &last) in &self.last {
-            if let Some(entry) = self.tree.range(origin_range(origin)).next() {
-                let (key, _) = entry.map_err(backend)?;
-                let first = first_seq_of(origin, &key)?;
-                out.push((origin, LogBounds { first, last }));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Drops `origin`'s records whose writes are all at or below `through`.
-    ///
-    /// An origin's records are contiguous, so a record's last seq is the next
-    /// record's first minus one (the last record's is the cached end of the
-    /// log): no record is decoded, and a corrupt one can still be trimmed.
-    /// Not flushed: a crash before the next flush may bring trimmed records
-    /// back, which only delays their removal.
-    pub(crate) fn trim(&mut self, origin: RegionId, through: u64) -> Result<(), CoreError> {
-        let Some(&log_last) = self.last.get(&origin) else {
-            return Ok(());
-        };
-        let mut starting_at_or_before: Vec<(IVec, u64)> = Vec::new();
-        for entry in self
-            .tree
-            .range(log_key(origin, 0)..=log_key(origin, through))
-        {
-            let (key, _) = entry.map_err(backend)?;
-            let first = first_seq_of(origin, &key)?;
-            starting_at_or_before.push((key, first));
-        }
-        let Some((_, last_first)) = starting_at_or_before.last() else {
-            return Ok(());
-        };
-        let after = (
-            Bound::Excluded(log_key(origin, *last_first)),
-            Bound::Included(log_key(origin, u64::MAX)),
-        );
-        let end_of_last = match self.tree.range(after).next() {
-            Some(entry) => {
-                let (key, _) = entry.map_err(backend)?;
-                first_seq_of(origin, &key)?.saturating_sub(1)
-            }
-            None => log_last,
-        };
-        if end_of_last > through {
-            // The last of them straddles `through`: it stays.
-            starting_at_or_before.pop();
-        }
-        if starting_at_or_before.is_empty() {
-            return Ok(());
-        }
-        let mut removal = sled::Batch::default();
-        for (key, _) in &starting_at_or_before {
-            removal.remove(key);
-        }
-        self.tree.apply_batch(removal).map_err(backend)?;
-        if self.tree.range(origin_range(origin)).next().is_none() {
-            self.last.remove(&origin);
-        }
-        Ok(())
-    }
-
-    /// The origins with a log and the last seq each holds.
-    pub(crate) fn ends(&self) -> &BTreeMap<RegionId, u64> {
-        &self.last
+impl Writing {
+    /// Writes out and syncs the file: it is complete.
+    fn finish(self) -> Result<(), CoreError> {
+        let path = self.path;
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| io_error("writing", &path, e.error()))?;
+        file.sync_data().map_err(|e| io_error("syncing", &path, &e))
     }
 }
 
-/// A log record's size limit, in bytes (estimated before encoding).
-pub(crate) const MAX_RECORD_BYTES: usize = 48 * 1024;
-
-/// About how many bytes `writes` take encoded: their keys and values, and a
-/// fixed allowance for the rest of each write.
-fn estimated_size(writes: &[TaggedWrite]) -> usize {
-    writes
-        .iter()
-        .map(|w| {
-            let value = match &w.op {
-                concord_core::Op::Set(v) => v.len(),
-                concord_core::Op::Resolve { value, resolves } => {
-                    value.as_ref().map_or(0, Vec::len) + 16 * resolves.len()
-                }
-                _ => 0,
-            };
-            w.key.len() + value + w.collection.as_str().len() + 96 + 12 * w.context.iter().len()
-        })
-        .sum()
+/// Writes every record of `tree` into log files in `wal_dir`, which is
+/// emptied first; syncs them and the directory.
+fn write_files(tree: &Tree, wal_dir: &Path, file_bytes: u64) -> Result<(), CoreError> {
+    if wal_dir.exists() {
+        std::fs::remove_dir_all(wal_dir).map_err(|e| io_error("removing", wal_dir, &e))?;
+    }
+    create_dir(wal_dir)?;
+    let mut entries: Peekable<_> = tree.iter().peekable();
+    let mut writing: Option<Writing> = None;
+    let mut frame = Vec::new();
+    while let Some(entry) = entries.next() {
+        let (key, value) = entry.map_err(backend)?;
+        let next = match entries.peek() {
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => return Err(backend(e.clone())),
+            None => None,
+        };
+        let count = count_of(&key, &value, next)?;
+        let (origin, first) = key_of(&key)?;
+        if value.len() > codec::MAX_RECORD_BYTES {
+            return Err(corrupt(
+                WHAT,
+                LOG,
+                &key,
+                format!("the record is {} bytes", value.len()),
+            ));
+        }
+        let full = writing
+            .as_ref()
+            .is_none_or(|w| w.origin != origin || w.len >= file_bytes);
+        if full {
+            if let Some(w) = writing.take() {
+                w.finish()?;
+            }
+            let path = wal_dir.join(wal_file_name(origin, first));
+            let file = File::create_new(&path).map_err(|e| io_error("creating", &path, &e))?;
+            writing = Some(Writing {
+                origin,
+                path,
+                file: BufWriter::with_capacity(1 << 20, file),
+                len: 0,
+            });
+        }
+        if let Some(w) = writing.as_mut() {
+            frame.clear();
+            push_frame(&mut frame, first, count, &value);
+            w.file
+                .write_all(&frame)
+                .map_err(|e| io_error("writing", &w.path, &e))?;
+            w.len += frame.len() as u64;
+        }
+    }
+    if let Some(w) = writing.take() {
+        w.finish()?;
+    }
+    sync_dir(wal_dir)
 }

@@ -1,5 +1,7 @@
 //! Encoding and decoding stored records, and the errors of doing so.
 
+use std::path::Path;
+
 use concord_core::CoreError;
 use concord_crdt::{CrdtError, codec};
 use serde::Serialize;
@@ -59,11 +61,33 @@ pub(crate) fn decode<T: DeserializeOwned>(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<T, CoreError> {
+    decode_at(what, bytes, || location(tree, key))
+}
+
+/// Decodes a record; any failure is a [`CoreError::CorruptRecord`] at the
+/// location `location` describes (built only on failure).
+pub(crate) fn decode_at<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+    location: impl FnOnce() -> String,
+) -> Result<T, CoreError> {
     codec::decode(bytes).map_err(|source| CoreError::CorruptRecord {
         what,
-        location: location(tree, key),
+        location: location(),
         source,
     })
+}
+
+/// Where a record of a log file lies: the file and the byte offset of its
+/// frame.
+pub(crate) fn file_location(path: &Path, offset: u64) -> String {
+    format!("file {:?}, offset {offset}", path.display().to_string())
+}
+
+/// A failure of the file system, as the engine sees it: what was being
+/// done, and to which path.
+pub(crate) fn io_error(doing: &str, path: &Path, e: &std::io::Error) -> CoreError {
+    CoreError::Backend(format!("{doing} {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! [`SledStore`]: the engine's storage on one sled database.
+//! [`SledStore`]: the engine's storage: the log in files of its own, the
+//! checkpointed state in sled.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -10,19 +11,21 @@ use concord_core::{
 };
 use concord_crdt::RegionId;
 
-use crate::layout::LOG;
-use crate::log::Log;
+use crate::StoreOptions;
+use crate::layout::WAL_DIR;
 use crate::record::backend;
 use crate::state::State;
+use crate::wal::Wal;
 
-/// A node's durable storage: per-origin logs and checkpoints in one sled
-/// database (see the [crate] docs for the layout).
+/// A node's durable storage: per-origin logs in append-only files, and
+/// checkpoints in a sled database (see the [crate] docs for the layout).
 ///
 /// Appends are atomic per call and durable after [`Storage::sync`], which
-/// flushes everything appended since the last sync in one go. Checkpoints
-/// are atomic and flushed before [`Storage::checkpoint`] returns. Any record
-/// that does not decode, or does not match its key, is reported as
-/// [`CoreError::CorruptRecord`] naming its tree and key: no stored bytes make
+/// writes and syncs everything appended since the last sync in one go.
+/// Checkpoints are atomic and flushed before [`Storage::checkpoint`]
+/// returns. Any record that does not decode, or does not match where it
+/// lies, is reported as [`CoreError::CorruptRecord`] naming its file and
+/// offset (the log) or its tree and key (the state): no stored bytes make
 /// the store panic.
 ///
 /// ```
@@ -45,10 +48,9 @@ use crate::state::State;
 pub struct SledStore {
     /// The checkpointed state's database (the directory itself).
     db: sled::Db,
-    /// The log's database (`log/` inside the directory): its own, so a
-    /// group commit flushes only the log, never a checkpoint being written.
-    log_db: sled::Db,
-    log: Log,
+    /// The log, in files of its own (`wal/` inside the directory): a group
+    /// commit syncs only them, never a checkpoint being written.
+    log: Wal,
     state: Arc<State>,
     path: PathBuf,
     /// The checkpoint being written in the background, if any.
@@ -56,21 +58,29 @@ pub struct SledStore {
 }
 
 impl SledStore {
-    /// Opens the store in directory `path`, creating it if needed.
+    /// Opens the store in directory `path`, creating it if needed, with
+    /// the default [`StoreOptions`].
     ///
     /// Fails when sled cannot open the directory (another process holds it,
-    /// an I/O error), or when the last record of an origin's log does not
-    /// decode: the store could not tell where that log continues.
+    /// an I/O error), or when an origin's log cannot be said to end
+    /// somewhere: its last record does not decode, or what follows it is
+    /// neither a torn append nor zeros. A store whose log is still in sled
+    /// (an earlier version's) has it moved into files first.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, CoreError> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens the store in directory `path` as [`SledStore::open`] does,
+    /// with the log tuned by `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Self, CoreError> {
         let path = path.as_ref().to_path_buf();
         let db = open_db(&path)?;
-        let log_db = open_db(&path.join(LOG_DIR))?;
-        move_legacy_log(&db, &log_db)?;
-        let log = Log::open(log_db.open_tree(LOG).map_err(backend)?)?;
+        let wal_dir = path.join(WAL_DIR);
+        crate::log::migrate(&path, &db, &wal_dir, options.log_file_bytes)?;
+        let log = Wal::open(&wal_dir, &options)?;
         let state = Arc::new(State::open(&db)?);
         Ok(Self {
             db,
-            log_db,
             log,
             state,
             path,
@@ -99,28 +109,6 @@ impl SledStore {
     }
 }
 
-/// The log's database, a directory inside the store's.
-pub(crate) const LOG_DIR: &str = "log";
-
-/// A store written before the log had a database of its own keeps its log
-/// tree in the state's database: move its records over (once; the copy is
-/// flushed before the old tree is dropped, so a crash in between leaves
-/// both copies, and the move simply happens again).
-fn move_legacy_log(db: &sled::Db, log_db: &sled::Db) -> Result<(), CoreError> {
-    if !db.tree_names().iter().any(|n| n.as_ref() == LOG.as_bytes()) {
-        return Ok(());
-    }
-    let old = db.open_tree(LOG).map_err(backend)?;
-    let new = log_db.open_tree(LOG).map_err(backend)?;
-    for entry in &old {
-        let (k, v) = entry.map_err(backend)?;
-        new.insert(k, v).map_err(backend)?;
-    }
-    log_db.flush().map_err(backend)?;
-    db.drop_tree(LOG).map_err(backend)?;
-    Ok(())
-}
-
 /// How long [`open_db`] waits for the database's file lock.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -128,7 +116,7 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// same directory dropped a moment ago (a restart within one process) may
 /// still be finishing its last flush on sled's background thread. A lock held
 /// for longer is an error, as before.
-fn open_db(path: &Path) -> Result<sled::Db, CoreError> {
+pub(crate) fn open_db(path: &Path) -> Result<sled::Db, CoreError> {
     let started = std::time::Instant::now();
     loop {
         match sled::Config::new().path(path).open() {
@@ -147,10 +135,10 @@ fn open_db(path: &Path) -> Result<sled::Db, CoreError> {
 
 impl Drop for SledStore {
     /// Flushes before closing, so no write-out is left running on sled's
-    /// background threads holding the directory's lock after the store is gone.
+    /// background threads holding the directory's lock after the store is
+    /// gone. (The log writes out and syncs what it buffered when it drops.)
     fn drop(&mut self) {
         // Nothing to report to: every acknowledged write was synced already.
-        let _ = self.log_db.flush();
         let _ = self.db.flush();
     }
 }
@@ -159,18 +147,18 @@ impl fmt::Debug for SledStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SledStore")
             .field("path", &self.path)
-            .field("log_ends", self.log.ends())
+            .field("log_ends", &self.log.ends())
             .finish_non_exhaustive()
     }
 }
 
 impl Storage for SledStore {
     fn append(&mut self, batches: Vec<WriteBatch>) -> Result<(), CoreError> {
-        self.log.append(&batches)
+        self.log.append(batches)
     }
 
     fn sync(&mut self) -> Result<(), CoreError> {
-        self.log_db.flush().map(drop).map_err(backend)
+        self.log.sync()
     }
 
     fn read_log(
@@ -183,7 +171,7 @@ impl Storage for SledStore {
     }
 
     fn log_bounds(&self) -> Result<Vec<(RegionId, LogBounds)>, CoreError> {
-        self.log.bounds()
+        Ok(self.log.bounds())
     }
 
     fn trim_log(&mut self, origin: RegionId, through: u64) -> Result<(), CoreError> {
@@ -237,6 +225,6 @@ impl Storage for SledStore {
     }
 
     fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0) + self.log_db.size_on_disk().unwrap_or(0)
+        self.db.size_on_disk().unwrap_or(0) + self.log.size()
     }
 }

@@ -42,13 +42,10 @@ fn tamper(path: &Path, tree: &str, change: impl FnOnce(&sled::Tree)) {
     db.flush().expect("sled flushes");
 }
 
-/// The sled database that holds `tree`: the log has its own, in `log/`.
-fn db_of(path: &Path, tree: &str) -> std::path::PathBuf {
-    if tree == "log" {
-        path.join("log")
-    } else {
-        path.to_path_buf()
-    }
+/// The sled database that holds `tree`: the state's, the directory itself
+/// (the log is in files: see `log_files.rs`).
+fn db_of(path: &Path, _tree: &str) -> std::path::PathBuf {
+    path.to_path_buf()
 }
 
 /// The keys of `tree`, in order.
@@ -457,72 +454,4 @@ fn unpublished_segments_and_chunks_are_removed_at_open() {
     drop(store);
     assert_eq!(keys(dir.path(), "segments"), segments_before);
     assert_eq!(keys(dir.path(), "loser_chunks"), chunks_before);
-}
-
-/// A corrupt record inside a log fails the reads that reach it, and only
-/// those; it can still be trimmed away.
-#[test]
-fn a_corrupt_log_record_fails_the_reads_that_reach_it() {
-    let dir = populated();
-    let log_keys = keys(dir.path(), "log");
-    // A's records start at 1, 4 and 7: spoil the middle one.
-    let middle = log_keys[1].clone();
-    assert_eq!(&middle[..2], &A.get().to_be_bytes());
-    for (case, bytes) in garbage(&codec::encode(&sample_batch(A, 4..=6)).unwrap()) {
-        tamper(dir.path(), "log", |t| {
-            t.insert(&middle, bytes).unwrap();
-        });
-        let store = SledStore::open(dir.path()).unwrap();
-        assert_corrupt(store.read_log(A, 1, 100), "log", &case);
-        assert_corrupt(store.read_log(A, 5, 1), "log", &case);
-        // Reads that start past it, and other origins, still work.
-        assert_eq!(store.read_log(A, 8, 100).unwrap().len(), 2);
-        assert_eq!(store.read_log(B, 1, 100).unwrap().len(), 2);
-        // A read that stops before it never decodes it.
-        assert_eq!(store.read_log(A, 1, 3).unwrap().len(), 3);
-        assert_eq!(store.log_bounds().unwrap().len(), 2);
-    }
-    let mut store = SledStore::open(dir.path()).unwrap();
-    store.trim_log(A, 6).unwrap();
-    let rest = store.read_log(A, 7, 100).unwrap();
-    assert_eq!(rest, sample_batch(A, 7..=9).writes);
-}
-
-/// A valid batch stored under a key that does not match it is corrupt.
-#[test]
-fn a_log_record_under_the_wrong_key_is_corrupt() {
-    let dir = populated();
-    let log_keys = keys(dir.path(), "log");
-    let misplaced = codec::encode(&sample_batch(B, 4..=6)).unwrap();
-    tamper(dir.path(), "log", |t| {
-        t.insert(&log_keys[1], misplaced).unwrap();
-    });
-    let store = SledStore::open(dir.path()).unwrap();
-    assert_corrupt(
-        store.read_log(A, 1, 100),
-        "log",
-        "a batch of another origin",
-    );
-}
-
-/// The end of a log must be readable to continue it: a store whose last
-/// record of an origin is corrupt refuses to open, with a CorruptRecord.
-#[test]
-fn a_corrupt_last_log_record_fails_the_open() {
-    let dir = populated();
-    let log_keys = keys(dir.path(), "log");
-    let last_of_a = log_keys[2].clone();
-    for (case, bytes) in garbage(&codec::encode(&sample_batch(A, 7..=9)).unwrap()) {
-        tamper(dir.path(), "log", |t| {
-            t.insert(&last_of_a, bytes).unwrap();
-        });
-        assert_corrupt(SledStore::open(dir.path()), "log", &case);
-    }
-    // A key of the wrong shape at the end of the tree, too.
-    tamper(dir.path(), "log", |t| {
-        t.insert(&last_of_a, codec::encode(&sample_batch(A, 7..=9)).unwrap())
-            .unwrap();
-        t.insert([0xff; 3], vec![codec::FORMAT_VERSION]).unwrap();
-    });
-    assert_corrupt(SledStore::open(dir.path()), "log", "a short key");
 }

@@ -1,8 +1,6 @@
 //! The engine on a sled store: a corrupt log record found while streaming
 //! to a peer is counted, and the peer gets a snapshot instead.
 
-mod support;
-
 use std::sync::Arc;
 
 use concord_clock::{ManualClock, WallTime};
@@ -12,7 +10,6 @@ use concord_core::{
 };
 use concord_crdt::RegionId;
 use concord_store::SledStore;
-use support::open_raw;
 
 fn config(region: u16) -> EngineConfig {
     let mut cfg = EngineConfig::new(
@@ -77,14 +74,27 @@ fn a_corrupt_log_record_is_counted_and_the_peer_gets_a_snapshot() {
         }
         a.checkpoint().expect("checkpoint covers all nine writes");
     }
-    // Spoil the middle log record (seqs 4..=6) behind the store's back.
+    // Spoil the middle log record (seqs 4..=6) behind the store's back: a
+    // byte of its record, so that it fails its checksum. (A frame is a
+    // 20-byte header, whose bytes 4..8 are the record's length, then the
+    // record.)
     {
-        let db = open_raw(&dir.path().join("log"));
-        let log = db.open_tree("log").expect("log tree");
-        let keys: Vec<_> = log.iter().map(|e| e.expect("key").0).collect();
-        assert_eq!(keys.len(), 3);
-        log.insert(&keys[1], &b"\x01garbage"[..]).expect("insert");
-        db.flush().expect("flush");
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("wal"))
+            .expect("the log's files")
+            .map(|e| e.expect("a file").path())
+            .collect();
+        assert_eq!(files.len(), 1, "one origin, one file");
+        let mut bytes = std::fs::read(&files[0]).expect("read");
+        let len = |at: usize| {
+            20 + u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes")) as usize
+        };
+        let second = len(0);
+        assert_eq!(
+            second + len(second) + len(second + len(second)),
+            bytes.len()
+        );
+        bytes[second + 24] ^= 0xff;
+        std::fs::write(&files[0], bytes).expect("write");
     }
     let store = SledStore::open(dir.path()).expect("reopen");
     let mut a = Engine::open(config(0), store, clock()).expect("replay starts past the checkpoint");
