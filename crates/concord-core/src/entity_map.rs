@@ -1,14 +1,27 @@
 //! The engine's in-memory entity states, keyed by collection then key.
 
+use std::sync::Arc;
+
 use foldhash::{HashMap, HashMapExt};
 
 use crate::{Collection, Entity, EntityKey};
 
 /// One entity's state and whether it changed since the last checkpoint.
+///
+/// The state is shared with the checkpoint that took it (copy on write): a
+/// checkpoint takes a reference, not a copy, and a write clones the state
+/// only while a checkpoint still holds it.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
-    pub(crate) entity: Entity,
+    pub(crate) entity: Arc<Entity>,
     pub(crate) dirty: bool,
+}
+
+impl Slot {
+    /// The state, to change (cloned first if a checkpoint still holds it).
+    pub(crate) fn entity_mut(&mut self) -> &mut Entity {
+        Arc::make_mut(&mut self.entity)
+    }
 }
 
 /// Entities by collection, then by key. Two levels so a write finds its
@@ -33,7 +46,7 @@ impl EntityMap {
                 .insert(
                     k.key,
                     Slot {
-                        entity,
+                        entity: Arc::new(entity),
                         dirty: false,
                     },
                 );
@@ -45,7 +58,7 @@ impl EntityMap {
         self.collections
             .get(collection)
             .and_then(|m| m.get(key))
-            .map(|s| &s.entity)
+            .map(|s| &*s.entity)
     }
 
     /// The slot of the entity, created empty if it does not exist yet.
@@ -79,7 +92,7 @@ impl EntityMap {
     /// Sets an entity's state and marks it changed.
     pub(crate) fn insert(&mut self, key: EntityKey, entity: Entity) {
         let slot = self.slot(&key.collection, &key.key);
-        slot.entity = entity;
+        slot.entity = Arc::new(entity);
         if !std::mem::replace(&mut slot.dirty, true) {
             self.dirty.push(key);
         }
@@ -89,7 +102,7 @@ impl EntityMap {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (EntityKey, &Entity)> + '_ {
         self.collections.iter().flat_map(|(c, keys)| {
             keys.iter()
-                .map(move |(k, s)| (EntityKey::new(c.clone(), k.clone()), &s.entity))
+                .map(move |(k, s)| (EntityKey::new(c.clone(), k.clone()), &*s.entity))
         })
     }
 
@@ -101,11 +114,12 @@ impl EntityMap {
         self.collections
             .get(collection)
             .into_iter()
-            .flat_map(|keys| keys.iter().map(|(k, s)| (k, &s.entity)))
+            .flat_map(|keys| keys.iter().map(|(k, s)| (k, &*s.entity)))
     }
 
-    /// The entities changed since the last call, and forget that they changed.
-    pub(crate) fn take_dirty(&mut self) -> Vec<(EntityKey, Entity)> {
+    /// The entities changed since the last call, and forget that they
+    /// changed. The states are shared, not copied (see [`Slot`]).
+    pub(crate) fn take_dirty(&mut self) -> Vec<(EntityKey, Arc<Entity>)> {
         let listed = std::mem::take(&mut self.dirty);
         let mut out = Vec::with_capacity(listed.len());
         for key in listed {
@@ -117,7 +131,7 @@ impl EntityMap {
                 continue; // removed since
             };
             if std::mem::replace(&mut slot.dirty, false) {
-                let entity = slot.entity.clone();
+                let entity = Arc::clone(&slot.entity);
                 out.push((key, entity));
             }
         }

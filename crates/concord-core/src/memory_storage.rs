@@ -176,7 +176,7 @@ impl Storage for MemoryStorage {
         let d = &mut inner.durable;
         d.cursors = delta.cursors.iter().copied().collect();
         for (k, e) in delta.entities {
-            d.entities.insert(k, e);
+            d.entities.insert(k, Arc::unwrap_or_clone(e));
         }
         for item in delta.queue {
             d.queue.insert(item.id, item);

@@ -111,8 +111,10 @@ pub struct EngineMeta {
 pub struct CheckpointDelta {
     /// Per origin, the highest seq the states reflect (the full set).
     pub cursors: Vec<(RegionId, u64)>,
-    /// Entities whose state changed since the last checkpoint.
-    pub entities: Vec<(EntityKey, Entity)>,
+    /// Entities whose state changed since the last checkpoint (shared with
+    /// the engine's memory: a store reads them, and the engine copies a
+    /// state it changes only while a checkpoint still holds it).
+    pub entities: Vec<(EntityKey, std::sync::Arc<Entity>)>,
     /// Queue items that changed.
     pub queue: Vec<ConflictItem>,
     /// Queue items purged.

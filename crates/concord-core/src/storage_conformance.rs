@@ -49,6 +49,7 @@
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use concord_clock::{HlcTime, WallTime};
 use concord_crdt::{Dot, PnTotals, RegionId, VersionVector};
@@ -284,7 +285,7 @@ fn set_write(
     })
 }
 
-fn entity_from(writes: &[TaggedWrite]) -> (EntityKey, Entity) {
+fn entity_from(writes: &[TaggedWrite]) -> (EntityKey, Arc<Entity>) {
     let mut entity = Entity::new();
     for w in writes {
         entity
@@ -295,12 +296,12 @@ fn entity_from(writes: &[TaggedWrite]) -> (EntityKey, Entity) {
         .first()
         .expect("an entity is built from at least one write")
         .entity();
-    (key, entity)
+    (key, Arc::new(entity))
 }
 
 /// Entities under every policy, with awkward keys (empty, non-UTF-8, a zero
 /// byte, and a collection whose name is a prefix of another's).
-fn sample_entities() -> Vec<(EntityKey, Entity)> {
+fn sample_entities() -> Vec<(EntityKey, Arc<Entity>)> {
     let lww_hlc = [
         set_write(A, 10, ("profiles", b"alice"), Policy::LwwHlc, None),
         set_write(B, 12, ("profiles", b"alice"), Policy::LwwHlc, None),
@@ -487,7 +488,7 @@ impl Model {
     fn apply(&mut self, delta: &CheckpointDelta) {
         self.cursors = delta.cursors.iter().copied().collect();
         for (k, e) in &delta.entities {
-            self.entities.insert(k.clone(), e.clone());
+            self.entities.insert(k.clone(), Entity::clone(e));
         }
         for item in &delta.queue {
             self.queue.insert(item.id, item.clone());

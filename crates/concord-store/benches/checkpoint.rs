@@ -17,6 +17,7 @@
 //! cargo bench -p concord-store --bench checkpoint -- --entities 50000 --losers 25000 --checkpoints 20 --keys 1000000
 //! ```
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use concord_clock::{HlcTime, WallTime};
@@ -140,7 +141,7 @@ fn main() {
     let mut next_loser = 0u64;
     let deltas: Vec<CheckpointDelta> = (0..checkpoints)
         .map(|n| {
-            let entities: Vec<(EntityKey, Entity)> = (0..per)
+            let entities: Vec<(EntityKey, Arc<Entity>)> = (0..per)
                 .map(|_| {
                     x ^= x << 13;
                     x ^= x >> 7;
@@ -149,7 +150,7 @@ fn main() {
                     let key = (x % keys).to_be_bytes();
                     let k = EntityKey::new(collection.clone(), key);
                     let e = entity(&collection, &key, seq);
-                    (k, e)
+                    (k, Arc::new(e))
                 })
                 .collect();
             let losers: Vec<LoserRecord> = (0..losers_per)

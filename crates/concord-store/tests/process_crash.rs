@@ -99,7 +99,11 @@ fn a_crashed_process_leaves_synced_data_and_whole_appends_per_origin() {
 
     let mut expected = Checkpoint {
         cursors: sample_delta().cursors,
-        entities: sample_delta().entities,
+        entities: sample_delta()
+            .entities
+            .into_iter()
+            .map(|(k, e)| (k, std::sync::Arc::unwrap_or_clone(e)))
+            .collect(),
         queue: sample_delta().queue,
         losers: sample_delta().losers,
         meta: sample_delta().meta,

@@ -4,6 +4,7 @@ use concord_core::storage_conformance::{sample_batch, sample_delta};
 use concord_core::{CheckpointDelta, CoreError, Entity, EntityKey, LogBounds, Storage};
 use concord_crdt::RegionId;
 use concord_store::SledStore;
+use std::sync::Arc;
 
 const A: RegionId = RegionId::new(1);
 const B: RegionId = RegionId::new(3);
@@ -74,7 +75,7 @@ fn a_large_checkpoint_is_applied_whole_and_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = SledStore::open(dir.path()).unwrap();
     let template = sample_delta();
-    let states: Vec<Entity> = template.entities.iter().map(|(_, e)| e.clone()).collect();
+    let states: Vec<Arc<Entity>> = template.entities.iter().map(|(_, e)| e.clone()).collect();
     let collection = template.entities[0].0.collection.clone();
     let delta = CheckpointDelta {
         entities: (0..20_000u32)
@@ -90,6 +91,11 @@ fn a_large_checkpoint_is_applied_whole_and_survives_a_reopen() {
 
     let store = SledStore::open(dir.path()).unwrap();
     let loaded = store.load_checkpoint().unwrap();
-    assert_eq!(loaded.entities, delta.entities);
+    let stored: Vec<(EntityKey, Entity)> = delta
+        .entities
+        .iter()
+        .map(|(k, e)| (k.clone(), Entity::clone(e)))
+        .collect();
+    assert_eq!(loaded.entities, stored);
     assert_eq!(loaded.losers, delta.losers);
 }

@@ -7,6 +7,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::Arc;
 
 use concord_core::storage_conformance::sample_delta;
 use concord_core::{
@@ -19,7 +20,7 @@ use support::open_raw;
 const A: RegionId = RegionId::new(1);
 
 /// Entity states of every policy, from the conformance suite's samples.
-fn states() -> Vec<Entity> {
+fn states() -> Vec<Arc<Entity>> {
     sample_delta()
         .entities
         .into_iter()
@@ -64,7 +65,7 @@ struct Model {
 impl Model {
     fn apply(&mut self, delta: &CheckpointDelta) {
         for (k, e) in &delta.entities {
-            self.entities.insert(k.clone(), e.clone());
+            self.entities.insert(k.clone(), Entity::clone(e));
         }
         for l in &delta.losers {
             self.losers.insert(l.id, l.clone());
@@ -311,7 +312,11 @@ fn a_crash_at_any_point_leaves_one_checkpoint_whole() {
 #[test]
 fn a_store_of_one_record_per_entity_is_converted_when_it_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let mut expected = sample_delta().entities;
+    let mut expected: Vec<(EntityKey, Entity)> = sample_delta()
+        .entities
+        .into_iter()
+        .map(|(k, e)| (k, Arc::unwrap_or_clone(e)))
+        .collect();
     expected.sort_by(|a, b| a.0.cmp(&b.0));
     {
         let db = open_raw(dir.path());
