@@ -31,8 +31,8 @@ use crate::layout::{
     LEGACY_LOSERS, LOSER_CHUNKS, META, META_LOSERS, id_key, loser_chunk_key, parse_id_key,
     parse_loser_chunk_key,
 };
-use crate::record::{backend, corrupt, corrupt_at, decode, encode, location};
-use crate::segment::{RawEntry, merge_newest, pack_counted, unpack};
+use crate::record::{backend, corrupt, corrupt_at, decode, location};
+use crate::segment::{Packer, RawEntry, encode_into, merge_newest, pack_counted, unpack};
 
 const LOSER: &str = "loser record";
 const CHUNK: &str = "loser chunk";
@@ -66,9 +66,9 @@ impl LoserIndex {
     }
 }
 
-/// A checkpoint's new loser records, encoded: in strictly increasing id
-/// order, each with its id as a key (big endian).
-pub(crate) type Fresh = Vec<([u8; 8], Vec<u8>)>;
+/// A checkpoint's new loser records, encoded straight into chunks: in
+/// strictly increasing id order, each chunk under its key.
+pub(crate) type Fresh = Chunks;
 
 /// Chunks to insert: key and value.
 pub(crate) type Chunks = Vec<([u8; 16], Vec<u8>)>;
@@ -86,31 +86,42 @@ pub(crate) struct LoserWrite {
     pub(crate) index: LoserIndex,
 }
 
-/// Encodes a delta's new loser records: those above `purged_through`, in
-/// id order; of two records with one id, the later one.
+/// Encodes a delta's new loser records into chunks: those above
+/// `purged_through`, in id order; of two records with one id, the later one.
 pub(crate) fn prepare(
     losers: &[LoserRecord],
     purged_through: Option<u64>,
 ) -> Result<Fresh, CoreError> {
-    let mut fresh: Fresh = Vec::with_capacity(losers.len());
-    for loser in losers {
-        if purged_through.is_none_or(|t| loser.id > t) {
-            fresh.push((id_key(loser.id), encode(LOSER, loser)?));
-        }
-    }
+    let mut fresh: Vec<&LoserRecord> = losers
+        .iter()
+        .filter(|l| purged_through.is_none_or(|t| l.id > t))
+        .collect();
     // The engine gives them in id order already; a stable sort keeps the
     // order of equal ids, and the dedup keeps the last of each run.
-    if !fresh.is_sorted_by(|a, b| a.0 < b.0) {
-        fresh.sort_by_key(|e| e.0);
+    if !fresh.is_sorted_by(|a, b| a.id < b.id) {
+        fresh.sort_by_key(|l| l.id);
         fresh.dedup_by(|later, earlier| {
-            let same = later.0 == earlier.0;
+            let same = later.id == earlier.id;
             if same {
                 std::mem::swap(later, earlier);
             }
             same
         });
     }
-    Ok(fresh)
+    let mut packer = Packer::new(CHUNK_BYTES);
+    for loser in &fresh {
+        packer.push_with(&id_key(loser.id), |out| encode_into(LOSER, *loser, out))?;
+    }
+    let mut rest = &fresh[..];
+    let mut chunks = Vec::new();
+    for (chunk, count) in packer.finish() {
+        let (these, after) = rest.split_at(count.min(rest.len()));
+        rest = after;
+        if let (Some(first), Some(last)) = (these.first(), these.last()) {
+            chunks.push((loser_chunk_key(first.id, last.id), chunk));
+        }
+    }
+    Ok(chunks)
 }
 
 /// The chunk writes of a checkpoint that adds `fresh` (as [`prepare`] made
@@ -119,12 +130,13 @@ pub(crate) fn prepare(
 pub(crate) fn write(
     tree: &Tree,
     index: LoserIndex,
-    fresh: &Fresh,
+    fresh: Fresh,
     purged_through: Option<u64>,
 ) -> Result<LoserWrite, CoreError> {
-    let appends = fresh.first().is_none_or(|(first, _)| {
-        let first = u64::from_be_bytes(*first);
-        first >= index.end && index.purged_through.is_none_or(|p| first > p)
+    let appends = fresh.first().is_none_or(|(key, _)| {
+        parse_loser_chunk_key(key).is_some_and(|(first, _)| {
+            first >= index.end && index.purged_through.is_none_or(|p| first > p)
+        })
     });
     if appends {
         append(tree, index, fresh, purged_through)
@@ -138,7 +150,7 @@ pub(crate) fn write(
 fn append(
     tree: &Tree,
     mut index: LoserIndex,
-    fresh: &Fresh,
+    fresh: Fresh,
     purged_through: Option<u64>,
 ) -> Result<LoserWrite, CoreError> {
     let before = index;
@@ -157,8 +169,7 @@ fn append(
             dead.push(key);
         }
     }
-    let entries: Vec<([u8; 8], &[u8])> = fresh.iter().map(|(id, r)| (*id, &r[..])).collect();
-    let new = pack_chunks(&entries)?;
+    let new = fresh;
     if let Some((key, _)) = new.last() {
         index.end = end_after(key)?.max(index.end);
     }
@@ -179,7 +190,7 @@ fn append(
 fn rewrite(
     tree: &Tree,
     index: LoserIndex,
-    fresh: &Fresh,
+    fresh: Fresh,
     purged_through: Option<u64>,
 ) -> Result<LoserWrite, CoreError> {
     let mut with_index = Batch::default();
@@ -201,7 +212,11 @@ fn rewrite(
         }
     }
     // Chunks do not overlap, so `stored` is in id order, as is `fresh`.
-    let fresh_run: Vec<(&[u8], &[u8])> = fresh.iter().map(|(k, r)| (&k[..], &r[..])).collect();
+    let mut fresh_run: Vec<(&[u8], &[u8])> = Vec::new();
+    for (_, chunk) in &fresh {
+        // Packed by `prepare`: a framing error would be a bug.
+        fresh_run.extend(unpack(chunk).map_err(CoreError::Backend)?);
+    }
     let mut entries: Vec<([u8; 8], &[u8])> = Vec::new();
     for (id, record) in merge_newest(vec![stored, fresh_run]) {
         if let Some(id) = parse_id_key(id)

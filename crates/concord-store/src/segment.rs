@@ -2,10 +2,16 @@
 //!
 //! A segment is a format byte, the number of entries (`u32` big endian),
 //! then each entry: the length of its entity key (`u32` big endian), the key
-//! (as [`crate::layout::entity_key`] encodes it), the length of its record
-//! (`u32` big endian) and the record (an `Entity` in `concord_crdt::codec`).
-//! Entries are in strictly increasing key order. The framing is read without
-//! decoding the records, so that a compaction moves records as bytes.
+//! (as [`crate::layout::write_entity_key`] writes it), the length of its
+//! record (`u32` big endian) and the record (an `Entity` in
+//! `concord_crdt::codec`). Entries are in strictly increasing key order. The
+//! framing is read without decoding the records, so that a compaction moves
+//! records as bytes. Loser chunks ([`crate::losers`]) use the same framing,
+//! with record ids as keys.
+//!
+//! Records are encoded straight into the segment being packed
+//! ([`Packer::push_with`], [`encode_into`]): a checkpoint makes no buffer
+//! per record.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -32,7 +38,10 @@ pub(crate) struct SegmentIndex {
     /// entities then. Entities are never removed, so there are at least
     /// that many live ones now.
     pub(crate) base: u64,
-    /// The generations the segments hold.
+    /// The generations the segments hold: the last this many before
+    /// `next_generation` (a checkpoint adds one past all others, a
+    /// compaction replaces all with one). A segment of any other generation
+    /// is not part of the checkpoint.
     pub(crate) generations: u64,
 }
 
@@ -152,6 +161,13 @@ impl Packer {
         self.count = 0;
     }
 
+    /// The segments finished so far (each with its number of entries),
+    /// taken out of the packer: a caller that stores them as they come need
+    /// not hold them all at once.
+    pub(crate) fn take_finished(&mut self) -> Vec<(Vec<u8>, usize)> {
+        std::mem::take(&mut self.done)
+    }
+
     /// The segments, each with its number of entries.
     pub(crate) fn finish(mut self) -> Vec<(Vec<u8>, usize)> {
         if self.count > 0 {
@@ -220,6 +236,9 @@ fn finish(mut segment: Vec<u8>, count: u32) -> Vec<u8> {
 /// One entry of a segment: an entity key's bytes and its record's.
 pub(crate) type RawEntry<'a> = (&'a [u8], &'a [u8]);
 
+/// Entries in strictly increasing key order, each a key and a `T`.
+pub(crate) type Run<'a, T> = Vec<(&'a [u8], T)>;
+
 /// The entries of a segment, as (key, record) byte slices, or why the bytes
 /// are not a segment: any byte string gives one or the other, never a panic.
 pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<RawEntry<'_>>, String> {
@@ -261,32 +280,66 @@ pub(crate) fn unpack(bytes: &[u8]) -> Result<Vec<RawEntry<'_>>, String> {
 /// Merges runs of entries, each in strictly increasing key order, into one
 /// in that order, keeping for each key the entry of the latest run that
 /// holds it (runs are given oldest first).
-pub(crate) fn merge_newest<'a, T>(runs: Vec<Vec<(&'a [u8], T)>>) -> Vec<(&'a [u8], T)> {
-    let mut iters: Vec<std::vec::IntoIter<(&'a [u8], T)>> =
-        runs.into_iter().map(Vec::into_iter).collect();
-    let total = iters.iter().map(|i| i.len()).sum();
-    // The head key of each run; on equal keys the latest run comes first.
-    let mut heap: BinaryHeap<(Reverse<&'a [u8]>, usize)> = iters
-        .iter()
-        .enumerate()
-        .filter_map(|(run, it)| it.as_slice().first().map(|(k, _)| (Reverse(*k), run)))
-        .collect();
-    let mut out: Vec<(&'a [u8], T)> = Vec::with_capacity(total);
-    while let Some((Reverse(key), run)) = heap.pop() {
-        let Some(it) = iters.get_mut(run) else {
-            continue;
-        };
-        let Some(entry) = it.next() else {
-            continue;
-        };
-        if let Some((next, _)) = it.as_slice().first() {
-            heap.push((Reverse(*next), run));
-        }
-        if out.last().is_none_or(|(last, _)| *last != key) {
-            out.push(entry);
+pub(crate) fn merge_newest<T>(runs: Vec<Vec<(&[u8], T)>>) -> Vec<(&[u8], T)> {
+    let merge = MergeNewest::new(runs);
+    let mut out = Vec::with_capacity(merge.remaining());
+    out.extend(merge);
+    out
+}
+
+/// [`merge_newest`] as an iterator, entry by entry.
+pub(crate) struct MergeNewest<'a, T> {
+    runs: Vec<std::vec::IntoIter<(&'a [u8], T)>>,
+    /// The head key of each run; on equal keys the latest run comes first.
+    heap: BinaryHeap<(Reverse<&'a [u8]>, usize)>,
+    /// The key of the last entry given.
+    last: Option<&'a [u8]>,
+}
+
+impl<'a, T> MergeNewest<'a, T> {
+    /// The merge of `runs` (oldest first).
+    pub(crate) fn new(runs: Vec<Vec<(&'a [u8], T)>>) -> Self {
+        let runs: Vec<std::vec::IntoIter<(&'a [u8], T)>> =
+            runs.into_iter().map(Vec::into_iter).collect();
+        let heap = runs
+            .iter()
+            .enumerate()
+            .filter_map(|(run, it)| it.as_slice().first().map(|(k, _)| (Reverse(*k), run)))
+            .collect();
+        Self {
+            runs,
+            heap,
+            last: None,
         }
     }
-    out
+
+    /// The entries not merged yet, counting those a later run overrides.
+    pub(crate) fn remaining(&self) -> usize {
+        self.runs.iter().map(|r| r.len()).sum()
+    }
+}
+
+impl<'a, T> Iterator for MergeNewest<'a, T> {
+    type Item = (&'a [u8], T);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while let Some((Reverse(key), run)) = self.heap.pop() {
+            let Some(it) = self.runs.get_mut(run) else {
+                continue;
+            };
+            let Some(entry) = it.next() else {
+                continue;
+            };
+            if let Some((next, _)) = it.as_slice().first() {
+                self.heap.push((Reverse(*next), run));
+            }
+            if self.last != Some(key) {
+                self.last = Some(key);
+                return Some(entry);
+            }
+        }
+        None
+    }
 }
 
 /// Reads a segment's framing from the front.

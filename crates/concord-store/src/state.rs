@@ -10,16 +10,26 @@
 //! last compaction (see [`needs_compaction`]), a checkpoint instead writes
 //! one new generation of every live entity and removes all older segments.
 //!
-//! A checkpoint writes all four trees in one sled transaction, which sled
-//! recovers whole or not at all: the new segments, the removal of the
-//! segments a compaction replaces, the queue and loser changes and the
-//! metadata, with the segments' index, change together. Separate trees
-//! (rather than one tree with key prefixes and one `Batch`) keep each kind of
-//! record in its own key space: a scan of the segments never walks the queue,
-//! a tree's name says what a corrupt record was, and a kind can be dropped
-//! or rebuilt alone. A transaction cannot scan, so the loser records to purge
-//! and the segments to replace are listed before it; the store has one
-//! writer (`&mut self`), so none can appear in between.
+//! Loser records are stored in chunks the same way (see [`crate::losers`]).
+//!
+//! The indexes of the segments and of the loser chunks (in `meta`) say
+//! which of them the checkpoint holds: they publish them. A checkpoint
+//! writes its new segments and chunks first, with plain inserts; then one
+//! small sled transaction writes the indexes that publish them, with the
+//! queue changes, cursors and engine metadata; then it removes what the new
+//! indexes no longer publish (the segments a compaction replaced, the
+//! chunks a purge passed). sled recovers a prefix of its log, a transaction
+//! whole or not at all, so a crash leaves the previous checkpoint whole (and
+//! perhaps segments and chunks it does not publish) or the new one (and
+//! perhaps some it no longer publishes); either way what is not published
+//! is removed when the store opens. See [`State::commit`].
+//!
+//! Separate trees (rather than one tree with key prefixes) keep each kind
+//! of record in its own key space: a scan of the segments never walks the
+//! queue, a tree's name says what a corrupt record was, and a kind can be
+//! dropped or rebuilt alone. A transaction cannot scan, so the loser chunks
+//! to purge and the segments to replace are listed before it; the store has
+//! one writer (`&mut self`), so none can appear in between.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -39,7 +49,7 @@ use crate::layout::{
 use crate::losers::{self, LoserIndex};
 use crate::record::{backend, corrupt, corrupt_at, decode, encode, location};
 use crate::segment::encode_into;
-use crate::segment::{Packer, SegmentIndex, merge_newest, pack, unpack};
+use crate::segment::{MergeNewest, Packer, Run, SegmentIndex, merge_newest, pack, unpack};
 
 const ENTITY: &str = "entity";
 const SEGMENT: &str = "entity segment";
@@ -104,9 +114,6 @@ pub(crate) struct Prepared {
 
 /// The segment writes of one checkpoint.
 struct SegmentWrite {
-    /// The new generation's segments, not published until the index is
-    /// written: written before it.
-    new: Vec<([u8; 12], Vec<u8>)>,
     /// The segments a compaction replaces, no longer published once the
     /// index is written: removed after it.
     dead: Vec<IVec>,
@@ -313,46 +320,62 @@ impl State {
         Ok(out)
     }
 
-    /// The segment writes of a checkpoint that changes `entities`: a new
-    /// generation of them, or a compaction.
+    /// Writes the segments of a checkpoint that adds the entities packed in
+    /// `fresh` (as [`State::prepare`] packs them): a new generation of them,
+    /// or a compaction, which merges them with every published segment into
+    /// one new generation (written as it is packed, so that it is never in
+    /// memory whole). The new generation is not published until the index
+    /// returned is written.
     fn write_segments(&self, fresh: Vec<(Vec<u8>, usize)>) -> Result<SegmentWrite, CoreError> {
         let mut index = self.index()?;
         let generation = index.next_generation;
-        let mut dead = Vec::new();
         let adding: u64 = fresh.iter().map(|(_, n)| *n as u64).sum();
-        let chunks = if needs_compaction(&index, adding) {
+        let mut dead = Vec::new();
+        let mut written = 0usize;
+        let mut write = |segment: Vec<u8>| -> Result<(), CoreError> {
+            let key = segment_key(generation, chunk_number(written)?);
+            self.segments.insert(key, segment).map_err(backend)?;
+            written += 1;
+            Ok(())
+        };
+        if needs_compaction(&index, adding) {
             let old = self.read_segments(&index)?;
-            let mut runs: Vec<Vec<(&[u8], &[u8])>> = generations(&old)?
-                .into_iter()
-                .map(|run| run.into_iter().map(|e| (e.key, e.record)).collect())
-                .collect();
-            let mut run = Vec::with_capacity(adding as usize);
+            let mut runs = generations(&old, |record, _, _| record)?;
+            let mut run = Vec::with_capacity(usize::try_from(adding).unwrap_or(0));
             for (segment, _) in &fresh {
-                // Packed by `prepare`: framing errors would be a bug.
+                // Packed by `prepare`: a framing error would be a bug.
                 run.extend(unpack(segment).map_err(CoreError::Backend)?);
             }
             runs.push(run);
+            let mut packer = Packer::new(SEGMENT_BYTES);
+            let mut live = 0u64;
+            for (key, record) in MergeNewest::new(runs) {
+                packer.push(key, record)?;
+                live += 1;
+                for (segment, _) in packer.take_finished() {
+                    write(segment)?;
+                }
+            }
+            for (segment, _) in packer.finish() {
+                write(segment)?;
+            }
             dead.extend(old.iter().map(|(key, _)| key.clone()));
-            let live = merge_newest(runs);
-            index.stored = live.len() as u64;
-            index.base = index.stored;
+            index.stored = live;
+            index.base = live;
             index.generations = 1;
-            pack(live, SEGMENT_BYTES)?
         } else {
+            for (segment, _) in fresh {
+                write(segment)?;
+            }
             index.stored += adding;
             index.generations += u64::from(adding > 0);
-            fresh.into_iter().map(|(segment, _)| segment).collect()
-        };
-        if !chunks.is_empty() {
+        }
+        if written > 0 {
             index.next_generation = generation
                 .checked_add(1)
                 .ok_or_else(|| CoreError::Backend("segment generations ran out".to_owned()))?;
         }
-        let mut new = Vec::with_capacity(chunks.len());
-        for (n, chunk) in chunks.into_iter().enumerate() {
-            new.push((segment_key(generation, chunk_number(n)?), chunk));
-        }
-        Ok(SegmentWrite { new, dead, index })
+        Ok(SegmentWrite { dead, index })
     }
 
     /// Encodes `delta`: the part of a checkpoint that needs the engine's
@@ -415,14 +438,14 @@ impl State {
     /// Writes a prepared checkpoint atomically. Not flushed: the caller flushes.
     ///
     /// The new segments and loser chunks are written first, with plain
-    /// batches: the indexes do not publish them yet. One small transaction
+    /// inserts: the indexes do not publish them yet. One small transaction
     /// then writes the indexes that publish them, with the queue, cursors
     /// and engine metadata (and, rarely, loser chunks rewritten in place).
     /// The segments and chunks the new indexes no longer publish are
-    /// removed last. sled recovers a prefix of its log, each batch and
-    /// transaction whole or not at all: a crash before the transaction
-    /// leaves the previous checkpoint (and unpublished segments and chunks,
-    /// removed at open); after it, the new one.
+    /// removed last. sled recovers a prefix of its log, a transaction whole
+    /// or not at all: a crash before the transaction is recovered leaves the
+    /// previous checkpoint (and unpublished segments and chunks, removed at
+    /// open); after it, the new one.
     pub(crate) fn commit(&self, prepared: Prepared) -> Result<(), CoreError> {
         let Prepared {
             entities,
@@ -438,7 +461,7 @@ impl State {
         let losers = losers::write(
             &self.losers,
             self.loser_index()?,
-            &losers,
+            losers,
             losers_purged_through,
         )?;
         let mut meta = Batch::default();
@@ -447,7 +470,6 @@ impl State {
         meta.insert(META_SEGMENTS, encode(SEGMENT_INDEX, &segments.index)?);
         meta.insert(META_LOSERS, encode(losers::INDEX, &losers.index)?);
 
-        insert_each(&self.segments, segments.new)?;
         insert_each(&self.losers, losers.new)?;
         (&self.queue, &self.losers, &self.meta)
             .transaction(|(q, l, m)| {
@@ -488,7 +510,7 @@ impl State {
     fn load_entities(&self) -> Result<Vec<(EntityKey, Entity)>, CoreError> {
         let index = self.index()?;
         let segments = self.read_segments(&index)?;
-        let runs = generations(&segments)?;
+        let runs = generations(&segments, |record, segment, n| (record, segment, n))?;
         let stored: u64 = runs.iter().map(|r| r.len() as u64).sum();
         if stored != index.stored {
             return Err(corrupt(
@@ -501,15 +523,7 @@ impl State {
                 ),
             ));
         }
-        let live = merge_newest(
-            runs.into_iter()
-                .map(|run| {
-                    run.into_iter()
-                        .map(|e| (e.key, (e.record, e.segment, e.n)))
-                        .collect()
-                })
-                .collect(),
-        );
+        let live = merge_newest(runs);
         let mut out = Vec::with_capacity(live.len());
         for (entity, (record, segment, n)) in live {
             let at = || format!("{}, entry {n}", location(SEGMENTS, segment));
@@ -527,18 +541,15 @@ impl State {
     }
 }
 
-/// One entry of a segment, with where it lies.
-struct Entry<'a> {
-    key: &'a [u8],
-    record: &'a [u8],
-    segment: &'a IVec,
-    n: usize,
-}
-
 /// The entries of `segments` (as [`State::read_segments`] lists them), one
-/// run per generation, oldest first, each in strictly increasing key order.
-fn generations(segments: &[(IVec, IVec)]) -> Result<Vec<Vec<Entry<'_>>>, CoreError> {
-    let mut runs: Vec<Vec<Entry<'_>>> = Vec::new();
+/// run per generation, oldest first, each in strictly increasing key order:
+/// each entry's key, and what `entry` makes of its record, its segment's
+/// key and its place in the segment.
+fn generations<'a, T>(
+    segments: &'a [(IVec, IVec)],
+    entry: impl Fn(&'a [u8], &'a IVec, usize) -> T,
+) -> Result<Vec<Run<'a, T>>, CoreError> {
+    let mut runs: Vec<Run<'a, T>> = Vec::new();
     let mut current: Option<u64> = None;
     for (key, value) in segments {
         let entries = unpack(value).map_err(|reason| corrupt(SEGMENT, SEGMENTS, key, reason))?;
@@ -550,8 +561,8 @@ fn generations(segments: &[(IVec, IVec)]) -> Result<Vec<Vec<Entry<'_>>>, CoreErr
         let Some(run) = runs.last_mut() else {
             continue;
         };
-        if let (Some(last), Some((first, _))) = (run.last(), entries.first())
-            && last.key >= *first
+        if let (Some((last, _)), Some((first, _))) = (run.last(), entries.first())
+            && *last >= *first
         {
             return Err(corrupt(
                 SEGMENT,
@@ -565,12 +576,7 @@ fn generations(segments: &[(IVec, IVec)]) -> Result<Vec<Vec<Entry<'_>>>, CoreErr
             entries
                 .into_iter()
                 .enumerate()
-                .map(|(n, (entity, record))| Entry {
-                    key: entity,
-                    record,
-                    segment: key,
-                    n,
-                }),
+                .map(|(n, (entity, record))| (entity, entry(record, key, n))),
         );
     }
     Ok(runs)
