@@ -2,9 +2,15 @@
 
 use std::sync::Arc;
 
-use foldhash::{HashMap, HashMapExt};
+use foldhash::HashMap;
+use foldhash::fast::RandomState;
 
 use crate::{Collection, Entity, EntityKey};
+
+/// One collection's entities by key. `hashbrown`'s map, for `entry_ref`: a
+/// write finds (or makes) its slot with one lookup, and copies the key only
+/// when the entity is new.
+type Keys = hashbrown::HashMap<Vec<u8>, Slot, RandomState>;
 
 /// One entity's state and whether it changed since the last checkpoint.
 ///
@@ -30,7 +36,7 @@ impl Slot {
 /// dirty are listed, so a checkpoint visits only them, not every entity.
 #[derive(Debug, Default)]
 pub(crate) struct EntityMap {
-    collections: HashMap<Collection, HashMap<Vec<u8>, Slot>>,
+    collections: HashMap<Collection, Keys>,
     /// Keys whose slot turned dirty since the last [`EntityMap::take_dirty`]
     /// (each once; a key removed since may still be listed).
     dirty: Vec<EntityKey>,
@@ -42,7 +48,7 @@ impl EntityMap {
         for (k, entity) in entities {
             map.collections
                 .entry(k.collection)
-                .or_insert_with(HashMap::new)
+                .or_default()
                 .insert(
                     k.key,
                     Slot {
@@ -64,18 +70,12 @@ impl EntityMap {
     /// The slot of the entity, created empty if it does not exist yet.
     pub(crate) fn slot(&mut self, collection: &Collection, key: &[u8]) -> &mut Slot {
         if !self.collections.contains_key(collection) {
-            self.collections.insert(collection.clone(), HashMap::new());
+            self.collections.insert(collection.clone(), Keys::default());
         }
         let Some(keys) = self.collections.get_mut(collection) else {
             unreachable!("inserted above");
         };
-        if !keys.contains_key(key) {
-            keys.insert(key.to_vec(), Slot::default());
-        }
-        let Some(slot) = keys.get_mut(key) else {
-            unreachable!("inserted above");
-        };
-        slot
+        keys.entry_ref(key).or_default()
     }
 
     /// Lists a key whose slot the caller just turned dirty (from clean).
