@@ -26,16 +26,16 @@
 //! sends its peers after a commit — neither reads nor decodes a file.
 //!
 //! The checkpointed state is a sled database in the directory itself, with
-//! four trees. Every value of the store but a segment is a record of
-//! `concord_crdt::codec` (a format-version byte, then bincode 2), and every
-//! key sorts the way the store reads it:
+//! four trees. Every value of the store but a segment or a loser chunk is a
+//! record of `concord_crdt::codec` (a format-version byte, then bincode 2),
+//! and every key sorts the way the store reads it:
 //!
 //! | tree | key | value |
 //! |---|---|---|
 //! | `segments` | generation (`u64` big endian), chunk (`u32` big endian) | a segment: entity states of one checkpoint |
 //! | `queue` | item id (`u64` big endian) | a `ConflictItem` |
-//! | `losers` | record id (`u64` big endian) | a `LoserRecord` |
-//! | `meta` | `cursors` / `engine` / `segments` | the checkpoint's cursors / its `EngineMeta` / the segments' index |
+//! | `loser_chunks` | first and last record id (`u64` big endian each) | a loser chunk: the `LoserRecord`s of those ids |
+//! | `meta` | `cursors` / `engine` / `segments` / `losers` | the checkpoint's cursors / its `EngineMeta` / the segments' index / the loser chunks' index |
 //!
 //! A segment packs about 7 KiB of entities: a format byte, the entry count
 //! (`u32` big endian), then per entry the length (`u32` big endian) and
@@ -43,7 +43,9 @@
 //! bytes — and the length and bytes of its `Entity` record (a codec record).
 //! A collection name never holds a zero byte, so entity keys sort exactly as
 //! `EntityKey` does: by collection, then by key; a segment's entries are in
-//! that order, and so are the chunks of a generation.
+//! that order, and so are the chunks of a generation. A loser chunk packs
+//! about 7 KiB of loser records the same way, each entry keyed by its
+//! record id (`u64` big endian).
 //!
 //! # Segments
 //!
@@ -58,9 +60,17 @@
 //! segments thus hold at most about twice the live entities, and compaction
 //! costs, amortized, at most about as much as the checkpoints themselves.
 //! The index in `meta` (next generation, entries stored, entities at the last
-//! compaction, generations held) changes in the same transaction as the
-//! segments. A store that kept one record per entity (an `entities` tree)
-//! is converted to a segment of generation 0 when it opens.
+//! compaction, generations held) publishes the segments: those of the
+//! generations it holds are the checkpoint's, others are leftovers. A store
+//! that kept one record per entity (an `entities` tree) is converted to a
+//! segment of generation 0 when it opens.
+//!
+//! Loser records are chunked the same way, each checkpoint's new ones into
+//! new chunks. A purge removes the chunks wholly at or below its purge
+//! point; the index in `meta` (purge point, end of the ids written, chunks)
+//! publishes the chunks, and loading skips the purged records of the one
+//! chunk that may straddle the purge point. A store that kept one record
+//! per key (a `losers` tree) has them moved into chunks when it opens.
 //!
 //! # Durability
 //!
@@ -75,10 +85,13 @@
 //! record that fails its checksum elsewhere is reported when read, as a
 //! [`concord_core::CoreError::CorruptRecord`] naming the file and offset.
 //!
-//! A checkpoint — its new segments, the segments a compaction replaces,
-//! queue, loser and metadata changes — is applied in one sled transaction
-//! and flushed before it returns; sled recovers each checkpoint whole or
-//! not at all.
+//! A checkpoint writes its new segments and loser chunks first, then one
+//! sled transaction with the indexes that publish them, the queue changes,
+//! cursors and engine metadata, then removes what the new indexes no longer
+//! publish; it is flushed before it is done. sled recovers a prefix of its
+//! log and a transaction whole or not at all, so a crash leaves the
+//! previous checkpoint or the new one whole; segments and chunks the
+//! indexes do not publish are removed when the store opens.
 //!
 //! A store whose log is still in sled (in `log/`, or in the state's
 //! database, as earlier versions kept it) has it moved into files when it
