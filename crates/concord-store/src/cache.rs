@@ -7,25 +7,46 @@ use std::collections::{BTreeMap, VecDeque};
 use concord_core::TaggedWrite;
 use concord_crdt::RegionId;
 
-/// The writes of one append of one origin, in the order appends came: the
-/// oldest is evicted first.
+/// The writes of one append of one origin (consecutive seqs, never empty),
+/// kept as the append gave them: caching them moves no write.
 #[derive(Debug)]
 struct Chunk {
-    origin: RegionId,
-    /// The seq of its last write.
-    last: u64,
-    writes: usize,
+    writes: Vec<TaggedWrite>,
+    /// About how many bytes their encoding takes.
     bytes: usize,
+    /// When it was pushed: chunks of all origins are evicted oldest first.
+    age: u64,
+}
+
+impl Chunk {
+    fn first(&self) -> u64 {
+        self.writes.first().map_or(0, |w| w.seq)
+    }
+
+    fn last(&self) -> u64 {
+        self.writes.last().map_or(0, |w| w.seq)
+    }
+}
+
+/// One origin's cached writes: chunks with consecutive seqs up to the end
+/// of its log, of which those from `from` on are held.
+#[derive(Debug, Default)]
+struct Tail {
+    chunks: VecDeque<Chunk>,
+    /// The first seq held (writes of the first chunk below it were trimmed).
+    from: u64,
 }
 
 /// Per origin, the last writes of its log, with consecutive seqs up to the
-/// log's end; bounded in writes and in (encoded) bytes over all origins.
+/// log's end; bounded in writes and in (encoded) bytes over all origins,
+/// the oldest appends evicted first.
 #[derive(Debug)]
 pub(crate) struct TailCache {
     max_writes: usize,
     max_bytes: usize,
-    origins: BTreeMap<RegionId, VecDeque<TaggedWrite>>,
-    order: VecDeque<Chunk>,
+    origins: BTreeMap<RegionId, Tail>,
+    /// The age the next chunk gets.
+    next_age: u64,
     writes: usize,
     bytes: usize,
 }
@@ -38,7 +59,7 @@ impl TailCache {
             max_writes,
             max_bytes,
             origins: BTreeMap::new(),
-            order: VecDeque::new(),
+            next_age: 0,
             writes: 0,
             bytes: 0,
         }
@@ -48,53 +69,68 @@ impl TailCache {
     /// continue it; `bytes` is about their encoded size), then evicts the
     /// oldest appends past the bounds.
     pub(crate) fn push(&mut self, origin: RegionId, writes: Vec<TaggedWrite>, bytes: usize) {
-        let (Some(first), Some(last)) = (writes.first(), writes.last()) else {
+        let Some(first) = writes.first().map(|w| w.seq) else {
             return;
         };
-        let (first, last) = (first.seq, last.seq);
         if self.max_writes == 0 || self.max_bytes == 0 {
             return;
         }
-        let held = self.origins.entry(origin).or_default();
-        if held
-            .back()
-            .is_some_and(|w| w.seq.checked_add(1) != Some(first))
-        {
-            // Not a continuation (the log was emptied and started again):
-            // what is held is no longer the log's tail.
+        let continues = self
+            .origins
+            .get(&origin)
+            .and_then(|t| t.chunks.back())
+            .is_none_or(|c| c.last().checked_add(1) == Some(first));
+        if !continues {
+            // The log was emptied and started again: what is held is no
+            // longer its tail.
             self.clear(origin);
         }
-        let count = writes.len();
-        self.origins.entry(origin).or_default().extend(writes);
-        self.order.push_back(Chunk {
-            origin,
-            last,
-            writes: count,
-            bytes,
-        });
-        self.writes += count;
+        self.writes += writes.len();
         self.bytes += bytes;
+        let tail = self.origins.entry(origin).or_insert_with(|| Tail {
+            chunks: VecDeque::new(),
+            from: first,
+        });
+        tail.chunks.push_back(Chunk {
+            writes,
+            bytes,
+            age: self.next_age,
+        });
+        self.next_age += 1;
         while self.writes > self.max_writes || self.bytes > self.max_bytes {
-            let Some(oldest) = self.order.pop_front() else {
+            // The oldest chunk is the first of some origin (a few origins).
+            let oldest = self
+                .origins
+                .iter()
+                .filter_map(|(o, t)| Some((t.chunks.front()?.age, *o)))
+                .min();
+            let Some((_, origin)) = oldest else {
                 break;
             };
-            self.writes = self.writes.saturating_sub(oldest.writes);
-            self.bytes = self.bytes.saturating_sub(oldest.bytes);
-            if let Some(held) = self.origins.get_mut(&oldest.origin) {
-                while held.front().is_some_and(|w| w.seq <= oldest.last) {
-                    held.pop_front();
-                }
-                if held.is_empty() {
-                    self.origins.remove(&oldest.origin);
-                }
-            }
+            self.evict_first(origin);
+        }
+    }
+
+    /// Drops `origin`'s oldest chunk.
+    fn evict_first(&mut self, origin: RegionId) {
+        let Some(tail) = self.origins.get_mut(&origin) else {
+            return;
+        };
+        if let Some(chunk) = tail.chunks.pop_front() {
+            self.writes = self.writes.saturating_sub(chunk.writes.len());
+            self.bytes = self.bytes.saturating_sub(chunk.bytes);
+            tail.from = tail.from.max(chunk.last().saturating_add(1));
+        }
+        if tail.chunks.is_empty() {
+            self.origins.remove(&origin);
         }
     }
 
     /// The first and last seq held of `origin`.
     pub(crate) fn range(&self, origin: RegionId) -> Option<(u64, u64)> {
-        let held = self.origins.get(&origin)?;
-        Some((held.front()?.seq, held.back()?.seq))
+        let tail = self.origins.get(&origin)?;
+        let last = tail.chunks.back()?.last();
+        (tail.from <= last).then_some((tail.from, last))
     }
 
     /// Appends to `out` up to `limit` writes of `origin` from seq `from`,
@@ -106,40 +142,52 @@ impl TailCache {
         limit: usize,
         out: &mut Vec<TaggedWrite>,
     ) -> usize {
-        let Some(held) = self.origins.get(&origin) else {
+        let Some(tail) = self.origins.get(&origin) else {
             return 0;
         };
-        let Some(start) = held
-            .front()
-            .and_then(|w| from.checked_sub(w.seq))
-            .and_then(|i| usize::try_from(i).ok())
-            .filter(|i| *i < held.len())
-        else {
+        if from < tail.from {
             return 0;
-        };
-        let n = limit.min(held.len() - start);
-        out.extend(held.range(start..start + n).cloned());
-        n
+        }
+        let start = tail.chunks.partition_point(|c| c.last() < from);
+        let mut got = 0;
+        for chunk in tail.chunks.range(start..) {
+            if got >= limit {
+                break;
+            }
+            let skip = usize::try_from(from.saturating_sub(chunk.first())).unwrap_or(usize::MAX);
+            let take = chunk.writes.get(skip..).unwrap_or_default();
+            let n = take.len().min(limit - got);
+            out.extend(take.iter().take(n).cloned());
+            got += n;
+        }
+        got
     }
 
     /// Forgets `origin`'s writes below seq `first` (its log was trimmed).
     pub(crate) fn trim_below(&mut self, origin: RegionId, first: u64) {
-        if let Some(held) = self.origins.get_mut(&origin) {
-            while held.front().is_some_and(|w| w.seq < first) {
-                held.pop_front();
+        let Some(tail) = self.origins.get_mut(&origin) else {
+            return;
+        };
+        tail.from = tail.from.max(first);
+        while tail.chunks.front().is_some_and(|c| c.last() < first) {
+            if let Some(chunk) = tail.chunks.pop_front() {
+                self.writes = self.writes.saturating_sub(chunk.writes.len());
+                self.bytes = self.bytes.saturating_sub(chunk.bytes);
             }
-            if held.is_empty() {
-                self.origins.remove(&origin);
-            }
+        }
+        if tail.chunks.is_empty() {
+            self.origins.remove(&origin);
         }
     }
 
     /// Forgets every write of `origin`.
     pub(crate) fn clear(&mut self, origin: RegionId) {
-        self.origins.remove(&origin);
-        self.order.retain(|c| c.origin != origin);
-        self.writes = self.order.iter().map(|c| c.writes).sum();
-        self.bytes = self.order.iter().map(|c| c.bytes).sum();
+        if let Some(tail) = self.origins.remove(&origin) {
+            for chunk in tail.chunks {
+                self.writes = self.writes.saturating_sub(chunk.writes.len());
+                self.bytes = self.bytes.saturating_sub(chunk.bytes);
+            }
+        }
     }
 }
 
@@ -183,6 +231,7 @@ mod tests {
         // 7 writes: A's first append goes.
         assert_eq!(cache.range(A), Some((4, 5)));
         assert_eq!(cache.range(B), Some((1, 2)));
+        assert_eq!(read(&cache, A, 3, 10), Vec::<u64>::new());
 
         let mut cache = TailCache::new(100, 100);
         cache.push(A, sample_batch(A, 1..=3).writes, 60);
@@ -192,17 +241,25 @@ mod tests {
         cache.push(B, sample_batch(B, 1..=1).writes, 101);
         assert_eq!(cache.range(B), None);
         assert_eq!(cache.range(A), None);
+        assert_eq!((cache.writes, cache.bytes), (0, 0));
     }
 
     #[test]
     fn trims_and_restarts_keep_a_tail() {
         let mut cache = TailCache::new(100, 1 << 20);
         cache.push(A, sample_batch(A, 1..=5).writes, 10);
-        cache.trim_below(A, 3);
-        assert_eq!(cache.range(A), Some((3, 5)));
-        cache.trim_below(A, 6);
-        assert_eq!(cache.range(A), None);
         cache.push(A, sample_batch(A, 6..=7).writes, 10);
+        cache.trim_below(A, 3);
+        assert_eq!(cache.range(A), Some((3, 7)));
+        assert_eq!(read(&cache, A, 2, 10), Vec::<u64>::new());
+        assert_eq!(read(&cache, A, 3, 10), vec![3, 4, 5, 6, 7]);
+        cache.trim_below(A, 6);
+        assert_eq!(cache.range(A), Some((6, 7)));
+        assert_eq!(cache.writes, 2);
+        cache.trim_below(A, 8);
+        assert_eq!(cache.range(A), None);
+        cache.push(A, sample_batch(A, 8..=9).writes, 10);
+        assert_eq!(cache.range(A), Some((8, 9)));
         // A push that does not continue the tail replaces it.
         cache.push(A, sample_batch(A, 20..=21).writes, 10);
         assert_eq!(cache.range(A), Some((20, 21)));
