@@ -46,16 +46,13 @@ impl EntityMap {
     pub(crate) fn from_checkpoint(entities: Vec<(EntityKey, Entity)>) -> Self {
         let mut map = Self::default();
         for (k, entity) in entities {
-            map.collections
-                .entry(k.collection)
-                .or_default()
-                .insert(
-                    k.key,
-                    Slot {
-                        entity: Arc::new(entity),
-                        dirty: false,
-                    },
-                );
+            map.collections.entry(k.collection).or_default().insert(
+                k.key,
+                Slot {
+                    entity: Arc::new(entity),
+                    dirty: false,
+                },
+            );
         }
         map
     }
