@@ -12,7 +12,7 @@ use concord_crdt::RegionId;
 #[derive(Debug)]
 struct Chunk {
     writes: Vec<TaggedWrite>,
-    /// About how many bytes their encoding takes.
+    /// About how much memory they take.
     bytes: usize,
     /// When it was pushed: chunks of all origins are evicted oldest first.
     age: u64,
@@ -38,8 +38,8 @@ struct Tail {
 }
 
 /// Per origin, the last writes of its log, with consecutive seqs up to the
-/// log's end; bounded in writes and in (encoded) bytes over all origins,
-/// the oldest appends evicted first.
+/// log's end; bounded in writes and in the memory they take over all
+/// origins, the oldest appends evicted first.
 #[derive(Debug)]
 pub(crate) struct TailCache {
     max_writes: usize,
@@ -52,8 +52,8 @@ pub(crate) struct TailCache {
 }
 
 impl TailCache {
-    /// An empty cache holding at most `max_writes` writes and about
-    /// `max_bytes` bytes of their encoding (either 0: nothing is cached).
+    /// An empty cache holding at most `max_writes` writes taking about
+    /// `max_bytes` bytes of memory at most (either 0: nothing is cached).
     pub(crate) fn new(max_writes: usize, max_bytes: usize) -> Self {
         Self {
             max_writes,
@@ -66,7 +66,7 @@ impl TailCache {
     }
 
     /// Adds writes just appended to `origin`'s log (consecutive seqs that
-    /// continue it; `bytes` is about their encoded size), then evicts the
+    /// continue it; `bytes` is about the memory they take), then evicts the
     /// oldest appends past the bounds.
     pub(crate) fn push(&mut self, origin: RegionId, writes: Vec<TaggedWrite>, bytes: usize) {
         let Some(first) = writes.first().map(|w| w.seq) else {

@@ -24,7 +24,8 @@ pub struct StoreOptions {
     /// memory, over all origins, so that reading them back (to send them
     /// to peers) neither reads nor decodes a file. 0 keeps none.
     pub cache_writes: usize,
-    /// ... and at most about this many bytes of their encoding.
+    /// ... and at most about this many bytes of memory (counted as each
+    /// write's own size plus its key, value and an allowance for the rest).
     pub cache_bytes: usize,
 }
 

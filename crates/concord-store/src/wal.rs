@@ -711,10 +711,9 @@ fn seal(active: &mut Active, path: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Encodes batch `b` as one record, or as a few when large; returns their
-/// bytes.
+/// Encodes batch `b` as one record, or as a few when large; returns about
+/// how much memory its writes take decoded.
 fn encode_batch(b: &WriteBatch, out: &mut Vec<Encoded>) -> Result<usize, CoreError> {
-    let mut total = 0;
     let size = estimated_size(&b.writes);
     let parts = size.div_ceil(MAX_RECORD_BYTES).max(1);
     let per = b.writes.len().div_ceil(parts).max(1);
@@ -739,9 +738,8 @@ fn encode_batch(b: &WriteBatch, out: &mut Vec<Encoded>) -> Result<usize, CoreErr
             count,
             bytes,
         });
-        total += out.last().map_or(0, |r| r.bytes.len());
     }
-    Ok(total)
+    Ok(size + b.writes.len() * std::mem::size_of::<TaggedWrite>())
 }
 
 /// About how many bytes `writes` take encoded: their keys and values, and a
@@ -1143,7 +1141,10 @@ mod tests {
         let mut records = Vec::new();
         let bytes = encode_batch(&batch, &mut records).expect("encodes");
         assert!(records.len() > 5, "{} records", records.len());
-        assert_eq!(bytes, records.iter().map(|r| r.bytes.len()).sum::<usize>());
+        assert_eq!(
+            bytes,
+            estimated_size(&batch.writes) + 2000 * std::mem::size_of::<TaggedWrite>()
+        );
         let mut next = 1;
         for r in &records {
             assert_eq!(r.first, next);
