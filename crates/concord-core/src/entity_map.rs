@@ -7,10 +7,73 @@ use foldhash::fast::RandomState;
 
 use crate::{Collection, Entity, EntityKey};
 
-/// One collection's entities by key. `hashbrown`'s map, for `entry_ref`: a
-/// write finds (or makes) its slot with one lookup, and copies the key only
-/// when the entity is new.
-type Keys = hashbrown::HashMap<Vec<u8>, Slot, RandomState>;
+/// One shard of a collection's entities. `hashbrown`'s map, for
+/// `entry_ref`: a write finds (or makes) its slot with one lookup, and
+/// copies the key only when the entity is new.
+type Shard = hashbrown::HashMap<Vec<u8>, Slot, RandomState>;
+
+/// How many shards a collection's entities are spread over.
+const SHARDS: usize = 64;
+
+/// One collection's entities by key, in [`SHARDS`] maps chosen by a hash of
+/// the key (with a seed of its own, independent of the maps').
+///
+/// A hash map grows by moving every entry to a table twice the size, all at
+/// once: one map of a million entities stalls the engine's thread for tens
+/// of milliseconds when it grows, and every write waits (it was most of the
+/// replication lag's 99th percentile while a state grew, in `concord
+/// bench`). Shards grow one at a time, each moving 1/64 of the entries.
+#[derive(Debug)]
+struct Keys {
+    shards: Vec<Shard>,
+    pick: RandomState,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            pick: RandomState::default(),
+        }
+    }
+}
+
+impl Keys {
+    fn index(&self, key: &[u8]) -> usize {
+        use std::hash::BuildHasher;
+        // The top bits: the hash's best mixed.
+        usize::try_from(self.pick.hash_one(key) >> 58).unwrap_or(0) % SHARDS
+    }
+
+    fn shard(&self, key: &[u8]) -> &Shard {
+        &self.shards[self.index(key)]
+    }
+
+    fn shard_mut(&mut self, key: &[u8]) -> &mut Shard {
+        let i = self.index(key);
+        &mut self.shards[i]
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Slot> {
+        self.shard(key).get(key)
+    }
+
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
+        self.shard_mut(key).get_mut(key)
+    }
+
+    fn insert(&mut self, key: Vec<u8>, slot: Slot) {
+        self.shard_mut(&key).insert(key, slot);
+    }
+
+    fn remove(&mut self, key: &[u8]) {
+        self.shard_mut(key).remove(key);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Slot)> + '_ {
+        self.shards.iter().flat_map(|s| s.iter())
+    }
+}
 
 /// One entity's state and whether it changed since the last checkpoint.
 ///
@@ -72,7 +135,7 @@ impl EntityMap {
         let Some(keys) = self.collections.get_mut(collection) else {
             unreachable!("inserted above");
         };
-        keys.entry_ref(key).or_default()
+        keys.shard_mut(key).entry_ref(key).or_default()
     }
 
     /// Lists a key whose slot the caller just turned dirty (from clean).
