@@ -19,10 +19,9 @@ const SHARDS: usize = 64;
 /// the key (with a seed of its own, independent of the maps').
 ///
 /// A hash map grows by moving every entry to a table twice the size, all at
-/// once: one map of a million entities stalls the engine's thread for tens
-/// of milliseconds when it grows, and every write waits (it was most of the
-/// replication lag's 99th percentile while a state grew, in `concord
-/// bench`). Shards grow one at a time, each moving 1/64 of the entries.
+/// once: one map of a million entities would stall the engine's thread (and
+/// every write behind it) while it moves them all. Shards grow one at a
+/// time, each moving about 1/64 of the entries.
 #[derive(Debug)]
 struct Keys {
     shards: Vec<Shard>,
