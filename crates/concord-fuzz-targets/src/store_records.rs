@@ -12,7 +12,7 @@
 //! value (each a `u16`-length-prefixed byte string). A selector of
 //! [`WAL_FILE`] or more appends the value to a log file in `wal/`, named
 //! for the origin and first seq the key gives ([`wal_file_name`]). A smaller
-//! one, modulo [`TREES`]'s length, picks a tree; the last three put the
+//! one, modulo [`TREES`]'s length, picks a tree; the last four put the
 //! value under the `meta` tree's fixed keys whatever the key says, so that
 //! the fuzzer need not guess them. A `log` tree is the log as stores kept
 //! it before it moved to files: opening moves it (and drops the log files
@@ -33,10 +33,12 @@ pub const TREES: &[(&str, Option<&[u8]>)] = &[
     ("entities", None),
     ("queue", None),
     ("losers", None),
+    ("loser_chunks", None),
     ("meta", None),
     ("meta", Some(b"cursors")),
     ("meta", Some(b"engine")),
     ("meta", Some(b"segments")),
+    ("meta", Some(b"losers")),
 ];
 
 /// The selector of `(tree, key)` in [`TREES`]: a fixed `meta` key's own
