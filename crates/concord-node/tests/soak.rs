@@ -371,20 +371,30 @@ async fn worker(w: Worker) {
 /// that did not beat the earlier one — a clock that went back — is logged as
 /// a loser itself and leaves the earlier one current, so it never stands in
 /// for it.)
+///
+/// The links of a chain are the acknowledged LWW writes and the versions the
+/// region's loser log and queue name (writes the workers did not make or
+/// see acknowledged, like resolutions, are links too).
 fn superseded_in_region(
     ledger: &Ledger,
+    found: &[(Ref, (String, String))],
     current: &HashMap<(String, String), Ref>,
     present: &HashSet<Ref>,
     lost: &HashSet<Ref>,
     queued: &HashSet<Ref>,
 ) -> HashSet<Ref> {
     let mut chains: HashMap<(&(String, String), u32), Vec<u64>> = HashMap::new();
-    for (r, at) in &ledger.lww_keys {
+    for (r, at) in ledger
+        .lww_keys
+        .iter()
+        .chain(found.iter().map(|(r, at)| (r, at)))
+    {
         chains.entry((at, r.0)).or_default().push(r.1);
     }
     let mut out = HashSet::new();
     for ((at, origin), mut seqs) in chains {
         seqs.sort_unstable_by(|a, b| b.cmp(a));
+        seqs.dedup();
         let now = current.get(at);
         // Whether a later write of this origin to this key is accounted for.
         let mut later_kept = false;
@@ -766,7 +776,26 @@ async fn soak() {
                     *conflicts_by_reason.entry(it.reason.clone()).or_default() += 1;
                 }
             }
-            let superseded = superseded_in_region(&ledger, &current, &present, &lost, &queued);
+            let key_of = |collection: &str, key: &[u8]| {
+                (
+                    collection.to_owned(),
+                    String::from_utf8_lossy(key).into_owned(),
+                )
+            };
+            let found: Vec<(Ref, (String, String))> = losers
+                .iter()
+                .filter_map(|l| {
+                    let r = l.loser.as_ref().and_then(|v| ref_of(v.write.as_ref()))?;
+                    Some((r, key_of(&l.collection, &l.key)))
+                })
+                .chain(items.iter().flat_map(|it| {
+                    it.versions.iter().filter_map(|v| {
+                        ref_of(v.write.as_ref()).map(|r| (r, key_of(&it.collection, &it.key)))
+                    })
+                }))
+                .collect();
+            let superseded =
+                superseded_in_region(&ledger, &found, &current, &present, &lost, &queued);
             let mut missing: Vec<String> = Vec::new();
             let mut where_found: BTreeMap<&str, u64> = BTreeMap::new();
             for (collection, refs) in &ledger.acked {
