@@ -85,18 +85,22 @@ pub struct Node {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// The listener on `config.listen`.
+async fn bind(config: &NodeConfig) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })
+}
+
 impl Node {
     /// Opens the store in `config.data_dir`, starts the engine and serves.
     /// Ports of 0 in the config are chosen by the system: see
     /// [`Node::addr`] and [`Node::metrics_addr`].
     pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| NodeError::Listen {
-                    addr: config.listen.to_string(),
-                    source,
-                })?;
+        let listener = bind(&config).await?;
         Self::start_on(config, listener).await
     }
 
@@ -122,13 +126,7 @@ impl Node {
             clock_offset_ms = testing.clock_offset_ms,
             "TESTING: [testing] clock_offset_ms skews this node's clock; never use it in a real deployment"
         );
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| NodeError::Listen {
-                    addr: config.listen.to_string(),
-                    source,
-                })?;
+        let listener = bind(&config).await?;
         let clock = OffsetClock::new(Arc::new(SystemClock), testing.clock_offset_ms);
         Self::start_with_clock(config, listener, Arc::new(clock)).await
     }

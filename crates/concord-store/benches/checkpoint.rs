@@ -28,6 +28,9 @@ use concord_core::{
 use concord_crdt::{RegionId, VersionVector};
 use concord_store::SledStore;
 
+mod support;
+use support::dir_size;
+
 const NOON_MS: i64 = 1_795_435_200_000;
 
 fn arg(name: &str, default: usize) -> usize {
@@ -110,21 +113,6 @@ fn written_bytes() -> u64 {
             s.lines()
                 .find_map(|l| l.strip_prefix("wchar: "))
                 .and_then(|v| v.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn dir_size(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
         })
         .unwrap_or(0)
 }

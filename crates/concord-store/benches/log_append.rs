@@ -25,6 +25,9 @@ use concord_core::{Op, Storage, TaggedWrite, WriteBatch};
 use concord_crdt::{RegionId, codec};
 use concord_store::{SledStore, StoreOptions};
 
+mod support;
+use support::dir_size;
+
 const ORIGIN: RegionId = RegionId::new(2);
 /// The old store's record size limit.
 const SLED_RECORD_BYTES: usize = 48 * 1024;
@@ -146,21 +149,6 @@ impl Log for SledLog {
     fn bytes(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
-}
-
-fn dir_size(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn run(name: &str, log: &mut dyn Log, batches: &[WriteBatch], group: usize) {

@@ -33,6 +33,9 @@ use concord_core::{
 use concord_crdt::RegionId;
 use concord_store::SledStore;
 
+mod support;
+use support::dir_size;
+
 const NOON: i64 = 1_795_435_200_000_000;
 const BATCH: usize = 1000;
 
@@ -187,21 +190,6 @@ fn run<S: Storage>(name: &str, storage: S, msgs: Vec<PeerMessage>, group: usize)
         timed.entities as f64 / spent.max(1e-9)
     );
     rate
-}
-
-fn dir_size(path: &std::path::Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn arg(name: &str, default: usize) -> usize {
