@@ -84,6 +84,7 @@ pub struct EntityKey {
     /// The collection.
     pub collection: Collection,
     /// The key, as bytes.
+    #[serde(with = "crate::serde_bytes")]
     pub key: Vec<u8>,
 }
 

@@ -15,6 +15,7 @@ pub type Value = Option<Vec<u8>>;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Version {
     /// The value (`None`: deleted).
+    #[serde(with = "crate::serde_bytes::option")]
     pub value: Value,
     /// The write that produced it.
     pub write: WriteRef,

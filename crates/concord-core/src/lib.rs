@@ -22,6 +22,7 @@ mod peer_message;
 mod peer_view;
 mod policy;
 mod replication;
+mod serde_bytes;
 mod snapshot;
 mod stats;
 mod storage;

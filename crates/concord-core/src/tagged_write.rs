@@ -26,7 +26,7 @@ impl std::fmt::Display for WriteRef {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// Set the value.
-    Set(Vec<u8>),
+    Set(#[serde(with = "crate::serde_bytes")] Vec<u8>),
     /// Delete the entity (a tombstone that takes part in resolution).
     Delete,
     /// The origin's running totals for a counter entity (not a delta).
@@ -35,6 +35,7 @@ pub enum Op {
     /// new value (`None` deletes) and the writes it resolves.
     Resolve {
         /// The resolved value; `None` deletes the entity.
+        #[serde(with = "crate::serde_bytes::option")]
         value: Option<Vec<u8>>,
         /// Every conflicting write this resolution decides.
         resolves: Vec<WriteRef>,
@@ -82,6 +83,7 @@ pub struct TaggedWrite {
     /// The entity's collection.
     pub collection: Collection,
     /// The entity's key.
+    #[serde(with = "crate::serde_bytes")]
     pub key: Vec<u8>,
     /// What the writer had seen of this entity.
     pub context: VersionVector,
