@@ -12,6 +12,7 @@ mod conflict_queue;
 mod engine;
 mod engine_config;
 mod entity;
+mod entity_codec;
 mod entity_map;
 mod error;
 mod lag;

@@ -77,6 +77,68 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CrdtError> {
     Ok(value)
 }
 
+/// Appends `value`'s body (the bytes [`encode`] writes after the format
+/// byte) to `out`. Encoding is concatenative: the body of a struct is the
+/// bodies of its fields one after another, so a hand-written encoder (see
+/// [`put_u64`]) may write part of a record and leave the rest to this.
+pub fn encode_body_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), CrdtError> {
+    bincode::serde::encode_into_std_write(value, out, config())
+        .map(|_| ())
+        .map_err(|source| CrdtError::Encode {
+            source: Box::new(source),
+        })
+}
+
+/// Appends an unsigned integer (`u16`, `u32`, `u64`, a length or an enum
+/// variant) as the format writes it: below 251 one byte; otherwise a marker
+/// byte (251, 252, 253) and the value as a little-endian `u16`, `u32` or
+/// `u64`, whichever is the smallest that holds it.
+///
+/// ```
+/// let mut out = Vec::new();
+/// concord_crdt::codec::put_u64(&mut out, 300);
+/// assert_eq!(out, [251, 0x2c, 0x01]);
+/// ```
+#[inline]
+pub fn put_u64(out: &mut Vec<u8>, value: u64) {
+    if value < 251 {
+        out.push(value as u8);
+    } else if let Ok(v) = u16::try_from(value) {
+        out.push(251);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else if let Ok(v) = u32::try_from(value) {
+        out.push(252);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else {
+        out.push(253);
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+/// Appends a signed integer as the format writes it: zigzag (0, -1, 1,
+/// -2, ... as 0, 1, 2, 3, ...), then as [`put_u64`].
+///
+/// ```
+/// let mut out = Vec::new();
+/// concord_crdt::codec::put_i64(&mut out, -2);
+/// assert_eq!(out, [3]);
+/// ```
+#[inline]
+pub fn put_i64(out: &mut Vec<u8>, value: i64) {
+    put_u64(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+/// Appends a byte string as the format writes it: its length (as
+/// [`put_u64`]), then the bytes.
+#[inline]
+pub fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u64(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +184,59 @@ mod tests {
             0xFF,
         ];
         assert!(decode::<GCounter>(&bytes).is_err());
+    }
+
+    #[test]
+    fn hand_written_integers_match_the_encoder() {
+        let unsigned = [
+            0u64,
+            1,
+            250,
+            251,
+            252,
+            255,
+            256,
+            65_535,
+            65_536,
+            u32::MAX as u64,
+            u32::MAX as u64 + 1,
+            u64::MAX,
+        ];
+        for v in unsigned {
+            let mut out = Vec::new();
+            put_u64(&mut out, v);
+            assert_eq!(out, encode(&v).unwrap()[1..], "u64 {v}");
+            if let Ok(small) = u16::try_from(v) {
+                assert_eq!(out, encode(&small).unwrap()[1..], "u16 {v}");
+            }
+            if let Ok(small) = u32::try_from(v) {
+                assert_eq!(out, encode(&small).unwrap()[1..], "u32 {v}");
+            }
+        }
+        let signed = [
+            0i64,
+            -1,
+            1,
+            -125,
+            125,
+            -126,
+            126,
+            i64::from(i32::MIN),
+            i64::from(i32::MAX),
+            i64::MIN,
+            i64::MAX,
+        ];
+        for v in signed {
+            let mut out = Vec::new();
+            put_i64(&mut out, v);
+            assert_eq!(out, encode(&v).unwrap()[1..], "i64 {v}");
+        }
+        let bytes = vec![7u8; 300];
+        let mut out = Vec::new();
+        put_bytes(&mut out, &bytes);
+        assert_eq!(out, encode(&bytes).unwrap()[1..]);
+        let mut body = Vec::new();
+        encode_body_into(&(5u64, -3i64), &mut body).unwrap();
+        assert_eq!(body, encode(&(5u64, -3i64)).unwrap()[1..]);
     }
 }

@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use concord_core::CoreError;
+use concord_core::{CoreError, Entity};
 use concord_crdt::codec;
 use serde::{Deserialize, Serialize};
 
@@ -197,9 +197,35 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<(), CoreError> {
+    record_into(what, out, |out| {
+        bincode::serde::encode_into_std_write(value, out, record_config())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// As [`encode_into`] for an entity, with its hand-written encoder
+/// ([`Entity::encode_body_into`]: the same bytes, several times faster).
+pub(crate) fn encode_entity_into(
+    what: &'static str,
+    entity: &Entity,
+    out: &mut Vec<u8>,
+) -> Result<(), CoreError> {
+    record_into(what, out, |out| {
+        entity.encode_body_into(out).map_err(|e| e.to_string())
+    })
+}
+
+/// Appends a record: the format byte, then what `body` writes. Leaves `out`
+/// as it was if `body` fails or the record is too large to read back.
+fn record_into(
+    what: &'static str,
+    out: &mut Vec<u8>,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), CoreError> {
     let start = out.len();
     out.push(codec::FORMAT_VERSION);
-    let written = bincode::serde::encode_into_std_write(value, out, record_config());
+    let written = body(out);
     let len = out.len() - start;
     if let Err(e) = written {
         out.truncate(start);

@@ -48,7 +48,7 @@ use crate::layout::{
 };
 use crate::losers::{self, LoserIndex};
 use crate::record::{backend, corrupt, corrupt_at, decode, encode, location};
-use crate::segment::encode_into;
+use crate::segment::encode_entity_into;
 use crate::segment::{MergeNewest, Packer, Run, SegmentIndex, merge_newest, pack, unpack};
 
 const ENTITY: &str = "entity";
@@ -405,7 +405,7 @@ impl State {
                 continue;
             }
             if let Some((_, state)) = delta.entities.get(entry.2) {
-                packer.push_with(key_of(entry), |out| encode_into(ENTITY, state, out))?;
+                packer.push_with(key_of(entry), |out| encode_entity_into(ENTITY, state, out))?;
             }
         }
         let entities = packer.finish();
