@@ -267,6 +267,77 @@ fn wal_records(path: &Path, out: &mut Writer) {
     }
 }
 
+/// The segment files of the store at `path`: each file's generation and
+/// its bytes.
+fn segment_files(path: &Path) -> Vec<(u64, Vec<u8>)> {
+    let Ok(entries) = std::fs::read_dir(path.join("segments")) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|file| {
+            let generation = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".seg"))
+                .and_then(|g| g.parse::<u64>().ok())?;
+            Some((
+                generation,
+                std::fs::read(&file).expect("a segment file reads"),
+            ))
+        })
+        .collect()
+}
+
+/// The segments of a segment file (past its 13-byte header, each framed by
+/// its length and CRC32, `u32` little endian each).
+fn file_segments(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 13;
+    while let Some(len) = bytes.get(at..at + 4) {
+        let len = u32::from_le_bytes(len.try_into().expect("four bytes")) as usize;
+        let Some(segment) = bytes.get(at + 8..at + 8 + len) else {
+            break;
+        };
+        out.push(segment.to_vec());
+        at += 8 + len;
+    }
+    out
+}
+
+/// The store's segment files as `store_records` input: as files (the
+/// current layout), as the `segments` tree of stores before segment files
+/// (key: generation and chunk, big endian), or as one record per entity in
+/// the `entities` tree of stores before segments.
+fn segment_records(path: &Path, files: &mut Writer, tree: &mut Writer, entities: &mut Writer) {
+    for (generation, bytes) in segment_files(path) {
+        for block in bytes.chunks(60_000) {
+            files
+                .u8(store_records::SEGMENT_FILE)
+                .block(&store_records::segment_file_key(generation))
+                .block(block);
+        }
+        for (chunk, segment) in file_segments(&bytes).into_iter().enumerate() {
+            let key = [
+                &generation.to_be_bytes()[..],
+                &(chunk as u32).to_be_bytes()[..],
+            ]
+            .concat();
+            tree.u8(store_records::selector("segments", &key))
+                .block(&key)
+                .block(&segment);
+            for (k, v) in unpack_segment(&segment) {
+                entities
+                    .u8(store_records::selector("entities", &k))
+                    .block(&k)
+                    .block(&v);
+            }
+        }
+    }
+}
+
 /// The log of the store, as records of the `log` tree stores kept before
 /// the log moved to files (key: origin and first seq, big endian).
 fn legacy_log_records(store: &SledStore, out: &mut Writer) {
@@ -305,13 +376,16 @@ fn store_seeds() -> Vec<Seed> {
     }
     let mut current = Writer::default();
     let mut legacy = Writer::default();
+    let mut sled_segments = Writer::default();
     let mut log_only = Writer::default();
     {
         let store = SledStore::open(&path).expect("the store opens again");
         legacy_log_records(&store, &mut legacy);
     }
     wal_records(&path, &mut current);
+    wal_records(&path, &mut sled_segments);
     wal_records(&path, &mut log_only);
+    segment_records(&path, &mut current, &mut sled_segments, &mut legacy);
     let db = sled::open(&path).expect("the store's database opens");
     for name in db.tree_names() {
         let Ok(tree_name) = std::str::from_utf8(&name) else {
@@ -325,25 +399,16 @@ fn store_seeds() -> Vec<Seed> {
             let (key, value) = entry.expect("a record reads");
             let sel = store_records::selector(tree_name, &key);
             current.u8(sel).block(&key).block(&value);
-            match tree_name {
-                "segments" => {
-                    for (k, v) in unpack_segment(&value) {
-                        legacy
-                            .u8(store_records::selector("entities", &k))
-                            .block(&k)
-                            .block(&v);
-                    }
-                }
-                "meta" if &key[..] == b"segments" => {}
-                _ => {
-                    legacy.u8(sel).block(&key).block(&value);
-                }
+            sled_segments.u8(sel).block(&key).block(&value);
+            if !(tree_name == "meta" && &key[..] == b"segments") {
+                legacy.u8(sel).block(&key).block(&value);
             }
         }
     }
     vec![
         seed("store_records", "current-layout", current.bytes),
         seed("store_records", "legacy-entities", legacy.bytes),
+        seed("store_records", "sled-segments", sled_segments.bytes),
         seed("store_records", "log-only", log_only.bytes),
     ]
 }

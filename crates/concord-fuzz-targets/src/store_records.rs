@@ -10,13 +10,18 @@
 //!
 //! Input: records until the input ends, each a selector byte, a key and a
 //! value (each a `u16`-length-prefixed byte string). A selector of
-//! [`WAL_FILE`] or more appends the value to a log file in `wal/`, named
-//! for the origin and first seq the key gives ([`wal_file_name`]). A smaller
+//! [`SEGMENT_FILE`] or more appends the value to a segment file in
+//! `segments/`, named for the generation the key gives
+//! ([`segment_file_name`]); one of [`WAL_FILE`] or more (below
+//! [`SEGMENT_FILE`]) appends it to a log file in `wal/`, named for the
+//! origin and first seq the key gives ([`wal_file_name`]). A smaller
 //! one, modulo [`TREES`]'s length, picks a tree; the last four put the
 //! value under the `meta` tree's fixed keys whatever the key says, so that
 //! the fuzzer need not guess them. A `log` tree is the log as stores kept
 //! it before it moved to files: opening moves it (and drops the log files
-//! the input wrote, as those of a move that did not finish).
+//! the input wrote, as those of a move that did not finish); so is a
+//! `segments` tree, the entity segments as stores kept them before segment
+//! files.
 
 use std::path::Path;
 
@@ -55,6 +60,31 @@ pub fn selector(tree: &str, key: &[u8]) -> u8 {
 /// The smallest selector that writes to a log file rather than a tree.
 pub const WAL_FILE: u8 = 0x80;
 
+/// The smallest selector that writes to a segment file rather than a log
+/// file.
+pub const SEGMENT_FILE: u8 = 0xc0;
+
+/// The name of a segment file (as the store names them): the generation,
+/// in decimal.
+pub fn segment_file_name(generation: u64) -> String {
+    format!("{generation:020}.seg")
+}
+
+/// The key [`write_raw`] reads as the segment file of `generation`: its
+/// first eight bytes, big endian (missing bytes are zero).
+pub fn segment_file_key(generation: u64) -> Vec<u8> {
+    generation.to_be_bytes().to_vec()
+}
+
+/// The segment file a key names (see [`segment_file_key`]).
+fn segment_file_of(key: &[u8]) -> String {
+    let mut bytes = [0u8; 8];
+    for (b, k) in bytes.iter_mut().zip(key) {
+        *b = *k;
+    }
+    segment_file_name(u64::from_be_bytes(bytes))
+}
+
 /// The name of a log file (as the store names them): the origin, then the
 /// seq of its first write, in decimal.
 pub fn wal_file_name(origin: u16, first: u64) -> String {
@@ -80,8 +110,8 @@ pub fn wal_key(origin: u16, first: u64) -> Vec<u8> {
     [&origin.to_be_bytes()[..], &first.to_be_bytes()[..]].concat()
 }
 
-/// Writes the records `data` describes into a new sled database at `dir`
-/// and log files in `dir/wal`.
+/// Writes the records `data` describes into a new sled database at `dir`,
+/// log files in `dir/wal` and segment files in `dir/segments`.
 fn write_raw(dir: &Path, data: &[u8]) {
     let db = sled::Config::new()
         .path(dir)
@@ -91,14 +121,19 @@ fn write_raw(dir: &Path, data: &[u8]) {
     let mut input = Reader::new(data);
     while let (Some(sel), Some(key), Some(value)) = (input.u8(), input.block(), input.block()) {
         if sel >= WAL_FILE {
-            let wal = dir.join("wal");
-            std::fs::create_dir_all(&wal).expect("the log's directory");
+            let (sub, name) = if sel >= SEGMENT_FILE {
+                ("segments", segment_file_of(key))
+            } else {
+                ("wal", wal_file_of(key))
+            };
+            let sub = dir.join(sub);
+            std::fs::create_dir_all(&sub).expect("the files' directory");
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(wal.join(wal_file_of(key)))
-                .expect("a log file opens");
-            std::io::Write::write_all(&mut file, value).expect("a log file takes bytes");
+                .open(sub.join(name))
+                .expect("a file opens");
+            std::io::Write::write_all(&mut file, value).expect("a file takes bytes");
             continue;
         }
         let (tree, fixed) = TREES[usize::from(sel) % TREES.len()];

@@ -18,8 +18,11 @@ pub(crate) const MIGRATED_LOG_DIR: &str = "log.migrated";
 /// or before that in the state's database): one record per appended
 /// `WriteBatch`, under [`log_key`].
 pub(crate) const LOG: &str = "log";
-/// Checkpointed entity states, in segments: each checkpoint's changed
-/// entities packed into a few large values.
+/// The directory of segment files inside the store's (see
+/// [`segment_file_name`] and [`crate::segment_file`]).
+pub(crate) const SEGMENT_DIR: &str = "segments";
+/// Checkpointed entity states in segments in sled, as stores before segment
+/// files kept them: moved into [`SEGMENT_DIR`] when such a store opens.
 pub(crate) const SEGMENTS: &str = "segments";
 /// Entity states one record each, as stores before segments kept them: read
 /// once, into a segment, when such a store opens.
@@ -49,6 +52,8 @@ const SEGMENT_KEY_LEN: usize = 12;
 
 /// The key of chunk `chunk` of generation `generation` in [`SEGMENTS`]: big
 /// endian, so segments sort by generation (oldest first), then chunk.
+/// (Only read now, when a store that kept segments in sled opens.)
+#[cfg(test)]
 pub(crate) fn segment_key(generation: u64, chunk: u32) -> [u8; SEGMENT_KEY_LEN] {
     let mut key = [0u8; SEGMENT_KEY_LEN];
     key[..8].copy_from_slice(&generation.to_be_bytes());
@@ -135,6 +140,22 @@ pub(crate) fn parse_wal_file_name(name: &str) -> Option<(RegionId, u64)> {
         return None;
     }
     Some((RegionId::new(origin.parse().ok()?), seq.parse().ok()?))
+}
+
+/// The name of the segment file of `generation`: the generation in 20
+/// digits, so names sort as generations do.
+pub(crate) fn segment_file_name(generation: u64) -> String {
+    format!("{generation:020}.seg")
+}
+
+/// The generation a segment file's name gives, if it is one (exactly the
+/// shape [`segment_file_name`] makes).
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// The key of a queue item or loser record: its id, big endian.
@@ -309,5 +330,24 @@ mod tests {
         assert!(parse_entity_key(b"\0key").is_err());
         assert!(parse_entity_key(b"has space\0key").is_err());
         assert!(parse_entity_key(&[0xff, 0xfe, 0, 1]).is_err());
+    }
+
+    #[test]
+    fn segment_file_names_round_trip_and_refuse_other_shapes() {
+        for generation in [0, 1, 42, u64::MAX] {
+            assert_eq!(
+                parse_segment_file_name(&segment_file_name(generation)),
+                Some(generation)
+            );
+        }
+        assert_eq!(segment_file_name(7), "00000000000000000007.seg");
+        for name in [
+            "7.seg",
+            "0000000000000000000x.seg",
+            "00000000000000000007.wal",
+            "99999999999999999999.seg",
+        ] {
+            assert_eq!(parse_segment_file_name(name), None, "{name}");
+        }
     }
 }

@@ -117,6 +117,7 @@ mod losers;
 mod options;
 mod record;
 mod segment;
+mod segment_file;
 mod state;
 mod store;
 mod wal;

@@ -43,13 +43,14 @@ use sled::{Batch, Db, IVec, Tree};
 
 use crate::layout::{
     LEGACY_ENTITIES, LEGACY_LOSERS, LOSER_CHUNKS, META, META_CURSORS, META_ENGINE, META_LOSERS,
-    META_SEGMENTS, QUEUE, SEGMENTS, id_key, parse_entity_key, parse_id_key, parse_segment_key,
-    segment_key, write_entity_key,
+    META_SEGMENTS, QUEUE, SEGMENT_DIR, SEGMENTS, id_key, parse_entity_key, parse_id_key,
+    parse_segment_key, write_entity_key,
 };
 use crate::losers::{self, LoserIndex};
-use crate::record::{backend, corrupt, corrupt_at, decode, encode, location};
+use crate::record::{backend, corrupt, corrupt_at, decode, encode};
 use crate::segment::encode_entity_into;
 use crate::segment::{MergeNewest, Packer, Run, SegmentIndex, merge_newest, pack, unpack};
+use crate::segment_file::{SegmentFile, SegmentFiles};
 
 const ENTITY: &str = "entity";
 const SEGMENT: &str = "entity segment";
@@ -101,9 +102,13 @@ pub(crate) fn needs_compaction(index: &SegmentIndex, adding: u64) -> bool {
     stored > 2 * index.base.max(COMPACT_MIN_ENTRIES) || generations > COMPACT_MAX_GENERATIONS
 }
 
-/// The trees a checkpoint writes.
+/// The trees and files a checkpoint writes.
 pub(crate) struct State {
-    segments: Tree,
+    /// The state's database (to flush a checkpoint before removing the
+    /// segment files it replaced).
+    db: Db,
+    /// Entity segments, a file per generation.
+    files: SegmentFiles,
     queue: Tree,
     /// Loser records, in chunks (see [`crate::losers`]).
     losers: Tree,
@@ -127,9 +132,9 @@ pub(crate) struct Prepared {
 
 /// The segment writes of one checkpoint.
 struct SegmentWrite {
-    /// The segments a compaction replaces, no longer published once the
-    /// index is written: removed after it.
-    dead: Vec<IVec>,
+    /// The generations a compaction replaces, no longer published once the
+    /// index is written: their files are removed after it is flushed.
+    dead: Vec<u64>,
     /// The index after the checkpoint.
     index: SegmentIndex,
 }
@@ -163,19 +168,24 @@ fn first_generation(index: &SegmentIndex) -> u64 {
 }
 
 impl State {
-    /// Opens (or creates) the trees in `db`, converting the records of a
-    /// store that kept one per entity into a segment, and those of a store
-    /// that kept one per loser record into chunks.
-    pub(crate) fn open(db: &Db) -> Result<Self, CoreError> {
+    /// Opens (or creates) the trees in `db` and the segment files in `dir`
+    /// (the store's directory), converting the layouts of earlier stores:
+    /// segments in sled into files, one record per entity into a segment
+    /// file, one record per loser record into chunks.
+    pub(crate) fn open(db: &Db, dir: &std::path::Path) -> Result<Self, CoreError> {
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         let state = Self {
-            segments: tree(SEGMENTS)?,
+            db: db.clone(),
+            files: SegmentFiles::open(&dir.join(SEGMENT_DIR))?,
             queue: tree(QUEUE)?,
             losers: tree(LOSER_CHUNKS)?,
             meta: tree(META)?,
         };
         let names = db.tree_names();
         let has = |tree: &str| names.iter().any(|name| &name[..] == tree.as_bytes());
+        if has(SEGMENTS) {
+            state.convert_sled_segments(db)?;
+        }
         if has(LEGACY_ENTITIES) {
             state.convert_legacy(db)?;
         }
@@ -186,12 +196,12 @@ impl State {
         Ok(state)
     }
 
-    /// Removes the segments and loser chunks the indexes do not publish:
-    /// those a checkpoint wrote before a crash kept it from publishing them,
-    /// and those it replaced or purged but had not removed yet. Not
-    /// flushed: they are removed again at the next open if a crash comes
-    /// first, and any later checkpoint is flushed after this. An index
-    /// that does not decode removes nothing: loading reports it.
+    /// Removes the segment files and loser chunks the indexes do not
+    /// publish: those a checkpoint wrote before a crash kept it from
+    /// publishing them, and those it replaced or purged but had not removed
+    /// yet. Not flushed: they are removed again at the next open if a crash
+    /// comes first, and any later checkpoint is flushed after this. An
+    /// index that does not decode removes nothing: loading reports it.
     fn remove_unpublished(&self) -> Result<(), CoreError> {
         if let Ok(index) = self.index() {
             self.remove_unpublished_segments(&index)?;
@@ -203,22 +213,63 @@ impl State {
         Ok(())
     }
 
-    /// Removes the segments `index` does not publish.
+    /// Removes the segment files of the generations `index` does not
+    /// publish.
     fn remove_unpublished_segments(&self, index: &SegmentIndex) -> Result<(), CoreError> {
-        let first = first_generation(index);
-        let mut segments = Vec::new();
-        for entry in self.segments.range(..segment_key(first, 0)) {
-            let (key, _) = entry.map_err(backend)?;
-            segments.push(key);
-        }
-        for entry in self.segments.range(segment_key(index.next_generation, 0)..) {
-            let (key, _) = entry.map_err(backend)?;
-            // A key of another shape is left for loading to report.
-            if parse_segment_key(&key).is_some() {
-                segments.push(key);
+        let published = first_generation(index)..index.next_generation;
+        let mut removed = false;
+        for generation in self.files.generations()? {
+            if !published.contains(&generation) {
+                self.files.remove(generation)?;
+                removed = true;
             }
         }
-        remove_each(&self.segments, segments)
+        if removed {
+            self.files.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the segments of a store that kept them in sled (the
+    /// `segments` tree) into files, as bytes: each published generation's
+    /// segments, in order, into its file, synced; then the tree is dropped.
+    /// The index is unchanged: it publishes the same generations. A crash
+    /// before the drop redoes the move at the next open (a file is rewritten
+    /// whole); the segments the index does not publish are dropped with the
+    /// tree.
+    fn convert_sled_segments(&self, db: &Db) -> Result<(), CoreError> {
+        let tree = db.open_tree(SEGMENTS).map_err(backend)?;
+        if !tree.is_empty() {
+            let index = self.index()?;
+            let published = first_generation(&index)..index.next_generation;
+            let mut writer: Option<(u64, crate::segment_file::SegmentWriter)> = None;
+            for entry in &tree {
+                let (key, segment) = entry.map_err(backend)?;
+                let (generation, _) = parse_segment_key(&key).ok_or_else(|| {
+                    corrupt(SEGMENT, SEGMENTS, &key, "the key is not 12 bytes".into())
+                })?;
+                if !published.contains(&generation) {
+                    continue;
+                }
+                if writer.as_ref().map(|(g, _)| *g) != Some(generation) {
+                    if let Some((_, done)) = writer.take() {
+                        done.finish()?;
+                    }
+                    writer = Some((generation, self.files.create(generation)?));
+                }
+                if let Some((_, w)) = writer.as_mut() {
+                    w.push(&segment)?;
+                }
+            }
+            if let Some((_, done)) = writer.take() {
+                done.finish()?;
+            }
+            self.files.sync()?;
+        }
+        drop(tree);
+        db.drop_tree(SEGMENTS).map_err(backend)?;
+        db.flush().map_err(backend)?;
+        Ok(())
     }
 
     /// Moves the records of the legacy `losers` tree (one per key), as
@@ -281,10 +332,13 @@ impl State {
                 )));
             }
             let chunks = pack(records.iter().map(|(k, v)| (&k[..], &v[..])), SEGMENT_BYTES)?;
-            let mut segments = Batch::default();
-            for (n, chunk) in chunks.into_iter().enumerate() {
-                segments.insert(&segment_key(0, chunk_number(n)?)[..], chunk);
+            // Generation 0's file, written before the index publishes it.
+            let mut file = self.files.create(0)?;
+            for chunk in &chunks {
+                file.push(chunk)?;
             }
+            file.finish()?;
+            self.files.sync()?;
             let mut removal = Batch::default();
             for (key, _) in &records {
                 removal.remove(key);
@@ -293,9 +347,8 @@ impl State {
             index.generations += 1;
             let mut meta = Batch::default();
             meta.insert(META_SEGMENTS, encode(SEGMENT_INDEX, &index)?);
-            (&self.segments, &legacy, &self.meta)
-                .transaction(|(s, l, m)| {
-                    s.apply_batch(&segments)?;
+            (&legacy, &self.meta)
+                .transaction(|(l, m)| {
                     l.apply_batch(&removal)?;
                     m.apply_batch(&meta)?;
                     Ok::<(), ConflictableTransactionError<Infallible>>(())
@@ -315,22 +368,13 @@ impl State {
         }
     }
 
-    /// Every segment `index` publishes, oldest first; the others (removed
-    /// at open, see [`State::remove_unpublished`]) are skipped. A key that
-    /// names no segment is a corrupt record.
-    fn read_segments(&self, index: &SegmentIndex) -> Result<Vec<(IVec, IVec)>, CoreError> {
-        let published = first_generation(index)..index.next_generation;
-        let mut out = Vec::new();
-        for entry in &self.segments {
-            let (key, value) = entry.map_err(backend)?;
-            let (generation, _) = parse_segment_key(&key).ok_or_else(|| {
-                corrupt(SEGMENT, SEGMENTS, &key, "the key is not 12 bytes".into())
-            })?;
-            if published.contains(&generation) {
-                out.push((key, value));
-            }
-        }
-        Ok(out)
+    /// The file of every generation `index` publishes, oldest first; the
+    /// others (removed at open, see [`State::remove_unpublished`]) are
+    /// skipped. A published generation without its file is a corrupt record.
+    fn read_segments(&self, index: &SegmentIndex) -> Result<Vec<SegmentFile>, CoreError> {
+        (first_generation(index)..index.next_generation)
+            .map(|generation| self.files.read(generation))
+            .collect()
     }
 
     /// Writes the segments of a checkpoint that adds the entities packed in
@@ -345,9 +389,13 @@ impl State {
         let adding: u64 = fresh.iter().map(|(_, n)| *n as u64).sum();
         let mut dead = Vec::new();
         let mut written = 0usize;
+        let mut file = None;
         let mut write = |segment: Vec<u8>| -> Result<(), CoreError> {
-            let key = segment_key(generation, chunk_number(written)?);
-            self.segments.insert(key, segment).map_err(backend)?;
+            let writer = match &mut file {
+                Some(writer) => writer,
+                None => file.insert(self.files.create(generation)?),
+            };
+            writer.push(&segment)?;
             written += 1;
             Ok(())
         };
@@ -372,7 +420,7 @@ impl State {
             for (segment, _) in packer.finish() {
                 write(segment)?;
             }
-            dead.extend(old.iter().map(|(key, _)| key.clone()));
+            dead.extend(old.iter().map(|file| file.generation));
             index.stored = live;
             index.base = live;
             index.generations = 1;
@@ -382,6 +430,11 @@ impl State {
             }
             index.stored += adding;
             index.generations += u64::from(adding > 0);
+        }
+        if let Some(file) = file {
+            // Durable, with its directory entry, before the index publishes it.
+            file.finish()?;
+            self.files.sync()?;
         }
         if written > 0 {
             index.next_generation = generation
@@ -457,7 +510,10 @@ impl State {
         })
     }
 
-    /// Writes a prepared checkpoint atomically. Not flushed: the caller flushes.
+    /// Writes a prepared checkpoint atomically. The transaction that
+    /// publishes it is flushed before the segment files it replaces are
+    /// removed; the removals of loser chunks after it are not flushed (the
+    /// caller flushes).
     ///
     /// The new segments and loser chunks are written first, with plain
     /// inserts: the indexes do not publish them yet. One small transaction
@@ -501,8 +557,18 @@ impl State {
                 Ok::<(), ConflictableTransactionError<Infallible>>(())
             })
             .map_err(transaction_error)?;
-        remove_each(&self.segments, segments.dead)?;
+        // The files a compaction replaced are still published by the index
+        // on disk until the transaction is: flush it before removing them.
+        self.db.flush().map_err(backend)?;
+        for generation in segments.dead {
+            self.files.remove(generation)?;
+        }
         remove_each(&self.losers, losers.dead)
+    }
+
+    /// The bytes the segment files take.
+    pub(crate) fn files_size(&self) -> u64 {
+        self.files.size()
     }
 
     /// Reads the whole checkpoint (empty when none was taken).
@@ -548,7 +614,7 @@ impl State {
         let live = merge_newest(runs);
         let mut out = Vec::with_capacity(live.len());
         for (entity, (record, segment, n)) in live {
-            let at = || format!("{}, entry {n}", location(SEGMENTS, segment));
+            let at = || format!("{}, entry {n}", segment.describe());
             let entity_key =
                 parse_entity_key(entity).map_err(|reason| corrupt_at(ENTITY, at(), reason))?;
             let state =
@@ -563,54 +629,55 @@ impl State {
     }
 }
 
-/// The entries of `segments` (as [`State::read_segments`] lists them), one
-/// run per generation, oldest first, each in strictly increasing key order:
-/// each entry's key, and what `entry` makes of its record, its segment's
-/// key and its place in the segment.
+/// The entries of `files` (as [`State::read_segments`] lists them), one run
+/// per generation, oldest first, each in strictly increasing key order:
+/// each entry's key, and what `entry` makes of its record and the place of
+/// its segment (file, segment number, offset) and of it in the segment.
 fn generations<'a, T>(
-    segments: &'a [(IVec, IVec)],
-    entry: impl Fn(&'a [u8], &'a IVec, usize) -> T,
+    files: &'a [SegmentFile],
+    entry: impl Fn(&'a [u8], Place<'a>, usize) -> T,
 ) -> Result<Vec<Run<'a, T>>, CoreError> {
-    let mut runs: Vec<Run<'a, T>> = Vec::new();
-    let mut current: Option<u64> = None;
-    for (key, value) in segments {
-        let entries = unpack(value).map_err(|reason| corrupt(SEGMENT, SEGMENTS, key, reason))?;
-        let generation = parse_segment_key(key).map(|(g, _)| g);
-        if generation != current || runs.is_empty() {
-            runs.push(Vec::with_capacity(entries.len()));
-            current = generation;
+    let mut runs: Vec<Run<'a, T>> = Vec::with_capacity(files.len());
+    for file in files {
+        let mut run: Run<'a, T> = Vec::new();
+        for (n, offset, segment) in file.segments() {
+            let place = Place { file, n, offset };
+            let entries =
+                unpack(segment).map_err(|reason| corrupt_at(SEGMENT, place.describe(), reason))?;
+            if let (Some((last, _)), Some((first, _))) = (run.last(), entries.first())
+                && *last >= *first
+            {
+                return Err(corrupt_at(
+                    SEGMENT,
+                    place.describe(),
+                    "its first key is not past the last key of the generation's previous segment"
+                        .to_owned(),
+                ));
+            }
+            run.extend(
+                entries
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (entity, record))| (entity, entry(record, place, i))),
+            );
         }
-        let Some(run) = runs.last_mut() else {
-            continue;
-        };
-        if let (Some((last, _)), Some((first, _))) = (run.last(), entries.first())
-            && *last >= *first
-        {
-            return Err(corrupt(
-                SEGMENT,
-                SEGMENTS,
-                key,
-                "its first key is not past the last key of the generation's previous segment"
-                    .to_owned(),
-            ));
-        }
-        run.extend(
-            entries
-                .into_iter()
-                .enumerate()
-                .map(|(n, (entity, record))| (entity, entry(record, key, n))),
-        );
+        runs.push(run);
     }
     Ok(runs)
 }
 
-/// The number of the `n`th chunk of a generation.
-fn chunk_number(n: usize) -> Result<u32, CoreError> {
-    u32::try_from(n).map_err(|_| CoreError::TooLarge {
-        what: "checkpoint",
-        len: n,
-        max: u32::MAX as usize,
-    })
+/// Where a segment is: for errors.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    file: &'a SegmentFile,
+    n: usize,
+    offset: u64,
+}
+
+impl Place<'_> {
+    fn describe(&self) -> String {
+        self.file.location(self.n, self.offset)
+    }
 }
 
 /// A failed transaction, as the engine sees it.

@@ -78,7 +78,7 @@ impl SledStore {
         let wal_dir = path.join(WAL_DIR);
         crate::log::migrate(&path, &db, &wal_dir, options.log_file_bytes)?;
         let log = Wal::open(&wal_dir, &options)?;
-        let state = Arc::new(State::open(&db)?);
+        let state = Arc::new(State::open(&db, &path)?);
         Ok(Self {
             db,
             log,
@@ -134,11 +134,16 @@ pub(crate) fn open_db(path: &Path) -> Result<sled::Db, CoreError> {
 }
 
 impl Drop for SledStore {
-    /// Flushes before closing, so no write-out is left running on sled's
+    /// Waits for the checkpoint being written, then flushes before closing,
+    /// so no write-out is left running on sled's
     /// background threads holding the directory's lock after the store is
     /// gone. (The log writes out and syncs what it buffered when it drops.)
     fn drop(&mut self) {
-        // Nothing to report to: every acknowledged write was synced already.
+        // Nothing to report to: every acknowledged write was synced already,
+        // and a checkpoint that fails leaves the previous one whole. Waiting
+        // for the one being written keeps its files and sled writes from
+        // going on after the store is gone (and racing a reopen).
+        let _ = self.join_checkpoint();
         let _ = self.db.flush();
     }
 }
@@ -225,6 +230,6 @@ impl Storage for SledStore {
     }
 
     fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0) + self.log.size()
+        self.db.size_on_disk().unwrap_or(0) + self.state.files_size() + self.log.size()
     }
 }

@@ -10,7 +10,7 @@ use concord_core::storage_conformance::{sample_batch, sample_delta};
 use concord_core::{CoreError, Storage};
 use concord_crdt::{RegionId, codec};
 use concord_store::SledStore;
-use support::open_raw;
+use support::{open_raw, segment_files, write_segment_file};
 use tempfile::TempDir;
 
 const A: RegionId = RegionId::new(1);
@@ -113,7 +113,9 @@ fn garbage(real: &[u8]) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn garbage_in_any_checkpoint_tree_is_a_corrupt_record() {
     let dir = populated();
-    for tree in ["segments", "queue", "loser_chunks", "meta"] {
+    // Segment files: see `a_corrupt_entry_of_a_segment_is_a_corrupt_record`
+    // and the framing tests in `src/segment_file.rs`.
+    for tree in ["queue", "loser_chunks", "meta"] {
         let all = keys(dir.path(), tree);
         assert!(!all.is_empty(), "the sample checkpoint fills tree {tree}");
         for key in all {
@@ -149,17 +151,7 @@ fn garbage_in_any_checkpoint_tree_is_a_corrupt_record() {
 fn misplaced_records_are_corrupt_records() {
     let dir = populated();
     type Change = fn(&sled::Tree);
-    let cases: [(&str, &str, Change); 7] = [
-        ("segments", "a key that is not 12 bytes", |t| {
-            let (_, v) = t.first().unwrap().unwrap();
-            t.insert(b"short", v).unwrap();
-        }),
-        ("segments", "a segment repeated in its generation", |t| {
-            let (k, v) = t.first().unwrap().unwrap();
-            let mut again = k.to_vec();
-            again[11] = 9;
-            t.insert(again, v).unwrap();
-        }),
+    let cases: [(&str, &str, Change); 5] = [
         ("queue", "a key that is not 8 bytes", |t| {
             let (_, v) = t.first().unwrap().unwrap();
             t.insert(b"abc", v).unwrap();
@@ -207,18 +199,13 @@ fn misplaced_records_are_corrupt_records() {
         .unwrap();
 }
 
-/// A spoiled segment: what was done, the entries, and how the error's
-/// location ends (when it names an entry).
-type Spoiled = (String, Vec<(Vec<u8>, Vec<u8>)>, Option<&'static str>);
+/// A spoiled segment file: what was done, its segments, and how the
+/// error's location ends (when it names an entry).
+type Spoiled = (String, Vec<Vec<u8>>, Option<&'static str>);
 
 /// A loser chunk key: first and last id, big endian.
 fn loser_chunk_key(first: u64, last: u64) -> Vec<u8> {
     [&first.to_be_bytes()[..], &last.to_be_bytes()[..]].concat()
-}
-
-/// A segment key: generation and chunk, big endian.
-fn segment_key(generation: u64, chunk: u32) -> Vec<u8> {
-    [&generation.to_be_bytes()[..], &chunk.to_be_bytes()[..]].concat()
 }
 
 /// The (entity key, record) entries of a segment (its framing: a format
@@ -249,26 +236,38 @@ fn pack(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
+/// The file of the sample checkpoint's generation (1).
+const SAMPLE_FILE: &str = "00000000000000000001.seg";
+
+/// A corrupt record whose location names the sample checkpoint's segment
+/// file.
+fn assert_corrupt_file<T: std::fmt::Debug>(result: Result<T, CoreError>, case: &str) {
+    match result {
+        Err(CoreError::CorruptRecord { location, .. }) => assert!(
+            location.contains(SAMPLE_FILE),
+            "{case}: the error's location {location:?} does not name {SAMPLE_FILE}"
+        ),
+        other => panic!("{case}: expected CorruptRecord in {SAMPLE_FILE}, got {other:?}"),
+    }
+}
+
 /// A well-framed segment whose content is wrong — an entity record that
 /// does not decode, an entity key that names no collection, entries out of
-/// order — is a CorruptRecord naming the segment and the entry.
+/// order, a segment repeated — is a CorruptRecord naming the segment file
+/// and the entry. (Damage to the file's own framing: the tests in
+/// `src/segment_file.rs`.)
 #[test]
 fn a_corrupt_entry_of_a_segment_is_a_corrupt_record() {
     let dir = populated();
-    let all = keys(dir.path(), "segments");
-    assert_eq!(all.len(), 1, "the sample checkpoint is one segment");
-    let key = all[0].clone();
-    let db = open_raw(dir.path());
-    let real = db
-        .open_tree("segments")
-        .unwrap()
-        .get(&key)
-        .unwrap()
-        .unwrap();
-    drop(db);
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 1, "the sample checkpoint is one generation");
+    let (generation, segments) = files[0].clone();
+    assert_eq!(generation, 1);
+    assert_eq!(segments.len(), 1, "the sample checkpoint is one segment");
+    let real = segments[0].clone();
     let entries = unpack(&real);
     assert_eq!(entries.len(), sample_delta().entities.len());
-    assert_eq!(pack(&entries), real.to_vec(), "the test reads the framing");
+    assert_eq!(pack(&entries), real, "the test reads the framing");
 
     let mut cases: Vec<Spoiled> = Vec::new();
     for (case, bytes) in garbage(&entries[3].1) {
@@ -276,7 +275,7 @@ fn a_corrupt_entry_of_a_segment_is_a_corrupt_record() {
         spoiled[3].1 = bytes;
         cases.push((
             format!("record of entry 3: {case}"),
-            spoiled,
+            vec![pack(&spoiled)],
             Some(", entry 3"),
         ));
     }
@@ -284,16 +283,19 @@ fn a_corrupt_entry_of_a_segment_is_a_corrupt_record() {
     bad_key[0].0 = b"\0no collection".to_vec();
     cases.push((
         "an entity key without a collection".into(),
-        bad_key,
+        vec![pack(&bad_key)],
         Some(", entry 0"),
     ));
     let mut swapped = entries.clone();
     swapped.swap(1, 2);
-    cases.push(("entries out of order".into(), swapped, None));
+    cases.push(("entries out of order".into(), vec![pack(&swapped)], None));
+    cases.push((
+        "a segment repeated in its generation".into(),
+        vec![real.clone(), real.clone()],
+        None,
+    ));
     for (case, spoiled, entry) in cases {
-        tamper(dir.path(), "segments", |t| {
-            t.insert(&key, pack(&spoiled)).unwrap();
-        });
+        write_segment_file(dir.path(), 1, &spoiled);
         let store = SledStore::open(dir.path()).unwrap();
         let result = store.load_checkpoint();
         if let (Some(entry), Err(CoreError::CorruptRecord { location, what, .. })) =
@@ -302,12 +304,15 @@ fn a_corrupt_entry_of_a_segment_is_a_corrupt_record() {
             assert!(location.ends_with(entry), "{case}: {location}");
             assert_eq!(*what, "entity", "{case}");
         }
-        assert_corrupt(result, "segments", &case);
+        assert_corrupt_file(result, &case);
         drop(store);
     }
-    tamper(dir.path(), "segments", |t| {
-        t.insert(&key, real).unwrap();
-    });
+    // A published generation whose file is gone.
+    std::fs::remove_file(dir.path().join("segments").join(SAMPLE_FILE)).unwrap();
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_corrupt_file(store.load_checkpoint(), "a missing file");
+    drop(store);
+    write_segment_file(dir.path(), 1, &[real]);
     let store = SledStore::open(dir.path()).unwrap();
     assert_eq!(
         store.load_checkpoint().unwrap().entities.len(),
@@ -430,19 +435,25 @@ fn unpublished_segments_and_chunks_are_removed_at_open() {
         .unwrap()
         .load_checkpoint()
         .unwrap();
-    let segments_before = keys(dir.path(), "segments");
+    let segments_before = segment_files(dir.path());
     let chunks_before = keys(dir.path(), "loser_chunks");
     // The sample checkpoint is generation 1, and loser records 1 to 3.
-    assert_eq!(segments_before, vec![segment_key(1, 0)]);
-    tamper(dir.path(), "segments", |t| {
-        let (_, v) = t.first().unwrap().unwrap();
-        // A generation not published yet, one replaced by a compaction,
-        // and garbage in an unpublished generation.
-        t.insert(segment_key(2, 0), v.clone()).unwrap();
-        t.insert(segment_key(2, 1), v.clone()).unwrap();
-        t.insert(segment_key(0, 0), v).unwrap();
-        t.insert(segment_key(1000, 7), b"garbage".to_vec()).unwrap();
-    });
+    assert_eq!(
+        segments_before.iter().map(|(g, _)| *g).collect::<Vec<_>>(),
+        vec![1]
+    );
+    let real = segments_before[0].1.clone();
+    // A generation not published yet, one replaced by a compaction, and
+    // garbage in an unpublished generation.
+    write_segment_file(dir.path(), 2, &[real[0].clone(), real[0].clone()]);
+    write_segment_file(dir.path(), 0, &real);
+    std::fs::write(
+        dir.path().join("segments").join("00000000000000001000.seg"),
+        b"garbage",
+    )
+    .unwrap();
+    // Not a segment file's name: left alone.
+    std::fs::write(dir.path().join("segments").join("notes.txt"), b"mine").unwrap();
     tamper(dir.path(), "loser_chunks", |t| {
         let (_, v) = t.first().unwrap().unwrap();
         t.insert(loser_chunk_key(4, 9), v).unwrap();
@@ -452,6 +463,7 @@ fn unpublished_segments_and_chunks_are_removed_at_open() {
     let store = SledStore::open(dir.path()).unwrap();
     assert_eq!(store.load_checkpoint().unwrap(), expected);
     drop(store);
-    assert_eq!(keys(dir.path(), "segments"), segments_before);
+    assert_eq!(segment_files(dir.path()), segments_before);
+    assert!(dir.path().join("segments").join("notes.txt").exists());
     assert_eq!(keys(dir.path(), "loser_chunks"), chunks_before);
 }

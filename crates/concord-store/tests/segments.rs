@@ -92,24 +92,20 @@ impl Model {
     }
 }
 
-/// The generations the segments of the closed store at `path` hold, and
-/// the entries in all of them.
+/// The generations the segment files of the closed store at `path` hold,
+/// and the entries in all of them.
 fn generations_and_entries(path: &std::path::Path) -> (Vec<u64>, u64) {
-    let db = open_raw(path);
-    let tree = db.open_tree("segments").expect("the segments tree");
-    let mut generations = Vec::new();
-    let mut entries = 0u64;
-    for entry in tree.iter() {
-        let (key, value) = entry.expect("sled reads");
-        let generation = u64::from_be_bytes(key[..8].try_into().expect("12-byte keys"));
-        if generations.last() != Some(&generation) {
-            generations.push(generation);
-        }
-        entries += u64::from(u32::from_be_bytes(
-            value[1..5].try_into().expect("a segment header"),
-        ));
-    }
-    (generations, entries)
+    let files = support::segment_files(path);
+    let entries = files
+        .iter()
+        .flat_map(|(_, segments)| segments)
+        .map(|s| {
+            u64::from(u32::from_be_bytes(
+                s[1..5].try_into().expect("a segment header"),
+            ))
+        })
+        .sum();
+    (files.into_iter().map(|(g, _)| g).collect(), entries)
 }
 
 #[test]
@@ -348,5 +344,84 @@ fn a_store_of_one_record_per_entity_is_converted_when_it_opens() {
     );
     drop(db);
     let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.load_checkpoint().unwrap(), model.checkpoint());
+}
+
+/// A store that kept its segments in sled (the `segments` tree, keyed by
+/// generation and chunk, big endian) has them moved into segment files when
+/// it opens, generation by generation, as bytes; segments the index did
+/// not publish are dropped with the tree. A move cut short (files of some
+/// generations written, the tree still there) is redone.
+#[test]
+fn a_store_of_segments_in_sled_is_moved_into_files_when_it_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = Model::default();
+    {
+        let mut store = SledStore::open(dir.path()).unwrap();
+        for n in 1..=3 {
+            let d = delta(n, 40, 100);
+            store.checkpoint(d.clone()).unwrap();
+            model.apply(&d);
+        }
+    }
+    let files = support::segment_files(dir.path());
+    assert_eq!(
+        files.iter().map(|(g, _)| *g).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    for cut_short in [false, true] {
+        // Back to the old layout: the segments in the tree, no files (or,
+        // cut short, generation 1's file already written).
+        {
+            let db = open_raw(dir.path());
+            let tree = db.open_tree("segments").unwrap();
+            for (generation, segments) in &files {
+                for (chunk, segment) in segments.iter().enumerate() {
+                    let key = [
+                        &generation.to_be_bytes()[..],
+                        &(chunk as u32).to_be_bytes()[..],
+                    ]
+                    .concat();
+                    tree.insert(key, segment.clone()).unwrap();
+                }
+            }
+            // Unpublished: past the index's next generation.
+            let junk = [&9u64.to_be_bytes()[..], &0u32.to_be_bytes()[..]].concat();
+            tree.insert(junk, b"unpublished".to_vec()).unwrap();
+            db.flush().unwrap();
+        }
+        for (generation, _) in &files {
+            if !(cut_short && *generation == 1) {
+                std::fs::remove_file(
+                    dir.path()
+                        .join("segments")
+                        .join(format!("{generation:020}.seg")),
+                )
+                .unwrap();
+            }
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(
+            store.load_checkpoint().unwrap(),
+            model.checkpoint(),
+            "cut short: {cut_short}"
+        );
+        drop(store);
+        assert_eq!(
+            support::segment_files(dir.path()),
+            files,
+            "cut short: {cut_short}"
+        );
+        let db = open_raw(dir.path());
+        assert!(
+            !db.tree_names().iter().any(|n| &n[..] == b"segments"),
+            "the old tree is dropped"
+        );
+    }
+    // Checkpoints go on from there.
+    let mut store = SledStore::open(dir.path()).unwrap();
+    let d = delta(4, 40, 100);
+    store.checkpoint(d.clone()).unwrap();
+    model.apply(&d);
     assert_eq!(store.load_checkpoint().unwrap(), model.checkpoint());
 }
