@@ -1,6 +1,7 @@
 //! Concord's durable storage: [`SledStore`], the engine's
-//! [`concord_core::Storage`]: the log in append-only files of its own, the
-//! checkpointed state on [sled](https://docs.rs/sled/0.34.7).
+//! [`concord_core::Storage`]: the log in append-only files of its own,
+//! entity states in segment files, the rest of the checkpointed state on
+//! [sled](https://docs.rs/sled/0.34.7).
 //!
 //! # Layout
 //!
@@ -25,14 +26,17 @@
 //! decoded, so that reading back what was just appended — what the engine
 //! sends its peers after a commit — neither reads nor decodes a file.
 //!
-//! The checkpointed state is a sled database in the directory itself, with
-//! four trees. Every value of the store but a segment or a loser chunk is a
-//! record of `concord_crdt::codec` (a format-version byte, then bincode 2),
-//! and every key sorts the way the store reads it:
+//! Entity states are in `segments/`, one file per checkpoint generation
+//! (`00000000000000000007.seg`): a header (`CSEG`, a format byte, the
+//! generation as `u64` little endian), then the generation's segments, each
+//! framed by its length and CRC32 (`u32` little endian each). The rest of
+//! the checkpointed state is a sled database in the directory itself, with
+//! three trees. Every value of the store but a segment or a loser chunk is
+//! a record of `concord_crdt::codec` (a format-version byte, then bincode
+//! 2), and every key sorts the way the store reads it:
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `segments` | generation (`u64` big endian), chunk (`u32` big endian) | a segment: entity states of one checkpoint |
 //! | `queue` | item id (`u64` big endian) | a `ConflictItem` |
 //! | `loser_chunks` | first and last record id (`u64` big endian each) | a loser chunk: the `LoserRecord`s of those ids |
 //! | `meta` | `cursors` / `engine` / `segments` / `losers` | the checkpoint's cursors / its `EngineMeta` / the segments' index / the loser chunks' index |
@@ -43,15 +47,16 @@
 //! bytes — and the length and bytes of its `Entity` record (a codec record).
 //! A collection name never holds a zero byte, so entity keys sort exactly as
 //! `EntityKey` does: by collection, then by key; a segment's entries are in
-//! that order, and so are the chunks of a generation. A loser chunk packs
+//! that order, and so are the segments of a generation's file. A loser chunk packs
 //! about 7 KiB of loser records the same way, each entry keyed by its
 //! record id (`u64` big endian).
 //!
 //! # Segments
 //!
-//! sled spends microseconds on every key it writes, so a checkpoint does not
-//! store each entity it changed under a key of its own: it packs them into
-//! the segments of one new generation. The state is every generation read
+//! A checkpoint does not store each entity it changed under a key of its
+//! own (sled spends microseconds on every key it writes): it packs them
+//! into the segments of one new generation, written to one file front to
+//! back. The state is every generation read
 //! oldest first, a later entry of an entity overriding an earlier one. When
 //! the segments hold more than twice the entities of the last compaction
 //! (entities are never removed, so at least that many are live), or 256
@@ -61,9 +66,11 @@
 //! costs, amortized, at most about as much as the checkpoints themselves.
 //! The index in `meta` (next generation, entries stored, entities at the last
 //! compaction, generations held) publishes the segments: those of the
-//! generations it holds are the checkpoint's, others are leftovers. A store
-//! that kept one record per entity (an `entities` tree) is converted to a
-//! segment of generation 0 when it opens.
+//! generations it holds are the checkpoint's, other files are leftovers. A
+//! store that kept its segments in sled (a `segments` tree keyed by
+//! generation and chunk) has them moved into files when it opens, and one
+//! that kept one record per entity (an `entities` tree) gets them as the
+//! file of generation 0.
 //!
 //! Loser records are chunked the same way, each checkpoint's new ones into
 //! new chunks. A purge removes the chunks wholly at or below its purge
@@ -85,13 +92,14 @@
 //! record that fails its checksum elsewhere is reported when read, as a
 //! [`concord_core::CoreError::CorruptRecord`] naming the file and offset.
 //!
-//! A checkpoint writes its new segments and loser chunks first, then one
-//! sled transaction with the indexes that publish them, the queue changes,
-//! cursors and engine metadata, then removes what the new indexes no longer
-//! publish; it is flushed before it is done. sled recovers a prefix of its
+//! A checkpoint writes its new segment file (synced, and its directory
+//! entry) and loser chunks first, then one sled transaction with the
+//! indexes that publish them, the queue changes, cursors and engine
+//! metadata; it flushes that, then removes what the new indexes no longer
+//! publish, and is flushed before it is done. sled recovers a prefix of its
 //! log and a transaction whole or not at all, so a crash leaves the
-//! previous checkpoint or the new one whole; segments and chunks the
-//! indexes do not publish are removed when the store opens.
+//! previous checkpoint or the new one whole; files and chunks the indexes
+//! do not publish are removed when the store opens.
 //!
 //! A store whose log is still in sled (in `log/`, or in the state's
 //! database, as earlier versions kept it) has it moved into files when it

@@ -1,35 +1,38 @@
-//! The checkpointed state: entity segments, conflict queue, loser log,
-//! cursors and engine metadata, each in its own tree.
+//! The checkpointed state: entity segments in files of their own, and the
+//! conflict queue, loser log, cursors and engine metadata, each in its own
+//! sled tree.
 //!
 //! Entity states are stored in segments (see [`crate::segment`]): a
-//! checkpoint packs the entities it changed into a few large values of one
-//! new generation, so that its cost follows the bytes it writes, not the
-//! number of entities (sled spends microseconds on every key). Loading reads
-//! the generations oldest first; a later entry of an entity overrides an
-//! earlier one. When the segments hold more than twice the entities of the
-//! last compaction (see [`needs_compaction`]), a checkpoint instead writes
-//! one new generation of every live entity and removes all older segments.
+//! checkpoint packs the entities it changed into segments of one new
+//! generation, written to that generation's file (see
+//! [`crate::segment_file`]), so that its cost follows the bytes it writes.
+//! Loading reads the generations oldest first; a later entry of an entity
+//! overrides an earlier one. When the segments hold more than twice the
+//! entities of the last compaction (see [`needs_compaction`]), a checkpoint
+//! instead writes one new generation of every live entity and removes all
+//! older files.
 //!
-//! Loser records are stored in chunks the same way (see [`crate::losers`]).
+//! Loser records are stored in chunks in sled (see [`crate::losers`]).
 //!
 //! The indexes of the segments and of the loser chunks (in `meta`) say
 //! which of them the checkpoint holds: they publish them. A checkpoint
-//! writes its new segments and chunks first, with plain inserts; then one
-//! small sled transaction writes the indexes that publish them, with the
-//! queue changes, cursors and engine metadata; then it removes what the new
-//! indexes no longer publish (the segments a compaction replaced, the
-//! chunks a purge passed). sled recovers a prefix of its log, a transaction
-//! whole or not at all, so a crash leaves the previous checkpoint whole (and
-//! perhaps segments and chunks it does not publish) or the new one (and
-//! perhaps some it no longer publishes); either way what is not published
-//! is removed when the store opens. See [`State::commit`].
+//! writes its new segment file (synced, with its directory entry) and its
+//! new loser chunks (plain inserts) first; then one small sled transaction
+//! writes the indexes that publish them, with the queue changes, cursors
+//! and engine metadata; then, once that is flushed, it removes what the new
+//! indexes no longer publish (the files a compaction replaced, the chunks a
+//! purge passed). sled recovers a prefix of its log, a transaction whole or
+//! not at all, so a crash leaves the previous checkpoint whole (and perhaps
+//! a file or chunks it does not publish) or the new one (and perhaps some
+//! it no longer publishes); either way what is not published is removed
+//! when the store opens. See [`State::commit`].
 //!
 //! Separate trees (rather than one tree with key prefixes) keep each kind
-//! of record in its own key space: a scan of the segments never walks the
-//! queue, a tree's name says what a corrupt record was, and a kind can be
-//! dropped or rebuilt alone. A transaction cannot scan, so the loser chunks
-//! to purge and the segments to replace are listed before it; the store has
-//! one writer (`&mut self`), so none can appear in between.
+//! of record in its own key space: a tree's name says what a corrupt record
+//! was, and a kind can be dropped or rebuilt alone. A transaction cannot
+//! scan, so the loser chunks to purge and the files to replace are listed
+//! before it; the store has one writer (`&mut self`), so none can appear in
+//! between.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -59,13 +62,11 @@ const ITEM: &str = "conflict item";
 const CURSORS: &str = "checkpoint cursors";
 const ENGINE: &str = "engine metadata";
 
-/// About how many bytes one segment holds: large enough that sled's cost per
-/// key is spread over ~40 entities of ~170 bytes, small enough that a sled
-/// leaf (at most 17 values before it splits) stays below sled's blob
-/// threshold (a quarter of its 512 KiB log segment). Larger values make
-/// sled write whole leaves as blob files, which sled 0.34 leaves behind on
-/// disk (measured: 1 MiB segments grew the directory to 3.4 GiB for 160 MiB
-/// of live state, 7 KiB ones stored no blob at all).
+/// About how many bytes one segment holds: the unit a compaction moves and
+/// loading checks (framing, CRC32). Chosen when segments were sled values
+/// (large enough to spread sled's cost per key over ~40 entities, small
+/// enough to stay below sled's blob threshold); in files, its size only
+/// sets how often a frame header and checksum come.
 const SEGMENT_BYTES: usize = 7 * 1024;
 /// Below this many entities the segments are not compacted: rewriting a
 /// small state often would gain nothing.

@@ -1,5 +1,5 @@
 //! [`SledStore`]: the engine's storage: the log in files of its own, the
-//! checkpointed state in sled.
+//! checkpointed state in segment files and sled.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,15 +18,17 @@ use crate::state::State;
 use crate::wal::Wal;
 
 /// A node's durable storage: per-origin logs in append-only files, and
-/// checkpoints in a sled database (see the [crate] docs for the layout).
+/// checkpoints in segment files and a sled database (see the [crate] docs
+/// for the layout).
 ///
 /// Appends are atomic per call and durable after [`Storage::sync`], which
 /// writes and syncs everything appended since the last sync in one go.
-/// Checkpoints are atomic and flushed before [`Storage::checkpoint`]
-/// returns. Any record that does not decode, or does not match where it
-/// lies, is reported as [`CoreError::CorruptRecord`] naming its file and
-/// offset (the log) or its tree and key (the state): no stored bytes make
-/// the store panic.
+/// Checkpoints are atomic and written in the background: every later call
+/// that depends on one waits for it (see [`Storage::checkpoint`]). Any
+/// record that does not decode, or does not match where it lies, is
+/// reported as [`CoreError::CorruptRecord`] naming its file and offset (the
+/// log, segment files) or its tree and key (the rest of the state): no
+/// stored bytes make the store panic.
 ///
 /// ```
 /// use concord_core::Storage;
