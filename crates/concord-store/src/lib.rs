@@ -117,6 +117,7 @@
 //! # Ok::<(), concord_core::CoreError>(())
 //! ```
 
+mod background;
 mod cache;
 mod frame;
 mod layout;

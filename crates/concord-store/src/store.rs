@@ -196,6 +196,7 @@ impl Storage for SledStore {
         let handle = std::thread::Builder::new()
             .name("concord-checkpoint".into())
             .spawn(move || {
+                crate::background::lower_this_thread();
                 let prepared = State::prepare(&delta)?;
                 drop(delta);
                 state.commit(prepared)?;
