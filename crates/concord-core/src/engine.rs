@@ -78,6 +78,18 @@ pub struct Outgoing {
     pub message: PeerMessage,
 }
 
+/// How many entities `Engine::step_checkpoint` (and each tick) takes of
+/// a checkpoint being collected: a few milliseconds of lookups at most.
+pub(crate) const CHECKPOINT_STEP: usize = 4096;
+
+/// A checkpoint begun: everything but its entities, and the cursors it
+/// covers (the log is trimmed only up to a stored checkpoint's).
+#[derive(Debug)]
+pub(crate) struct Collecting {
+    delta: CheckpointDelta,
+    applied: BTreeMap<RegionId, u64>,
+}
+
 /// What [`Engine::commit`] made durable.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommitReport {
@@ -157,6 +169,8 @@ pub struct Engine<S: Storage> {
     pub(crate) lag: BTreeMap<RegionId, LagTracker>,
     pub(crate) stats: Stats,
     pub(crate) since_checkpoint: u64,
+    /// A checkpoint begun and still collecting its entities.
+    pub(crate) collecting: Option<Collecting>,
     /// Per origin: the cursor of the last checkpoint (the log past it is
     /// needed for replay and is never trimmed).
     pub(crate) checkpointed: BTreeMap<RegionId, u64>,
@@ -244,6 +258,7 @@ impl<S: Storage> Engine<S> {
             lag,
             stats: Stats::default(),
             since_checkpoint: 0,
+            collecting: None,
             checkpointed: cursors.iter().copied().collect(),
             trimmed: BTreeMap::new(),
             own_writes_behind: None,
@@ -927,9 +942,37 @@ impl<S: Storage> Engine<S> {
 
     /// Writes a checkpoint: commits first, then stores every entity, queue
     /// item and loser record changed since the last one, with the cursors.
+    /// A checkpoint begun by [`Engine::tick`] and still collecting its
+    /// entities is finished and stored first.
     pub fn checkpoint(&mut self) -> Result<CommitReport, CoreError> {
+        self.collect_checkpoint(usize::MAX)?;
+        let report = self.begin_checkpoint()?;
+        self.collect_checkpoint(usize::MAX)?;
+        Ok(report)
+    }
+
+    /// Goes on with the checkpoint [`Engine::tick`] began, if any: takes up
+    /// to 4,096 more of its entities, and hands it to storage
+    /// once it has them all. A node calls this between batches of work, so
+    /// that taking the entities of a checkpoint (a hash lookup each) never
+    /// stalls its thread for long; ticks go on with it too.
+    pub fn step_checkpoint(&mut self) -> Result<(), CoreError> {
+        self.collect_checkpoint(CHECKPOINT_STEP)
+    }
+
+    /// Whether a checkpoint is begun and still collecting its entities.
+    pub fn checkpoint_collecting(&self) -> bool {
+        self.collecting.is_some()
+    }
+
+    /// Commits, then begins a checkpoint of the state as it is now: the
+    /// cursors, queue and loser changes and metadata are taken at once; the
+    /// entities changed are collected by [`Engine::collect_checkpoint`] (a
+    /// write to one not collected yet collects it first, so the checkpoint
+    /// holds each as it is now).
+    pub(crate) fn begin_checkpoint(&mut self) -> Result<CommitReport, CoreError> {
         let report = self.commit()?;
-        let entities = self.entities.take_dirty();
+        self.entities.begin_take();
         let (queue, queue_removed) = self.queue.take_delta();
         let (losers, losers_purged_through) = self.losers.take_delta();
         let meta = EngineMeta {
@@ -951,19 +994,36 @@ impl<S: Storage> Engine<S> {
             handoffs: self.handoffs.clone(),
             applied_walls: self.applied_wall.iter().map(|(r, w)| (*r, *w)).collect(),
         };
-        self.storage.checkpoint(CheckpointDelta {
-            cursors: self.cursors(),
-            entities,
-            queue,
-            queue_removed,
-            losers,
-            losers_purged_through,
-            meta,
-        })?;
+        self.collecting = Some(Collecting {
+            delta: CheckpointDelta {
+                cursors: self.cursors(),
+                entities: Vec::new(),
+                queue,
+                queue_removed,
+                losers,
+                losers_purged_through,
+                meta,
+            },
+            applied: self.applied.clone(),
+        });
         self.since_checkpoint = 0;
         self.ownership_changed = false;
-        self.checkpointed = self.applied.clone();
         Ok(report)
+    }
+
+    /// Collects up to `max` entities of the checkpoint begun, if any, and
+    /// hands it to storage once it has them all.
+    pub(crate) fn collect_checkpoint(&mut self, max: usize) -> Result<(), CoreError> {
+        if self.collecting.is_none() || !self.entities.collect(max) {
+            return Ok(());
+        }
+        let Some(Collecting { mut delta, applied }) = self.collecting.take() else {
+            return Ok(());
+        };
+        delta.entities = self.entities.finish_take();
+        self.storage.checkpoint(delta)?;
+        self.checkpointed = applied;
+        Ok(())
     }
 
     /// Drops closed queue items and loser records older than `before`.

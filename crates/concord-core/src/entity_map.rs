@@ -83,6 +83,10 @@ impl Keys {
 pub(crate) struct Slot {
     pub(crate) entity: Arc<Entity>,
     pub(crate) dirty: bool,
+    /// The take it turned dirty in (see [`EntityMap::begin_take`]): dirty
+    /// in an earlier take than the map's current one means the take in
+    /// progress still has to collect it.
+    epoch: u64,
 }
 
 impl Slot {
@@ -96,12 +100,27 @@ impl Slot {
 /// entity by borrowing its collection and key, without building an owned
 /// key. The dirty flag lives beside the state, and the keys that turned
 /// dirty are listed, so a checkpoint visits only them, not every entity.
+///
+/// Taking the changed entities for a checkpoint visits each of them (a hash
+/// lookup, a reference count: with a million entities, mostly cache
+/// misses), so it can be spread out: [`EntityMap::begin_take`] starts a
+/// take in O(1), [`EntityMap::collect`] visits some of the listed keys at a
+/// time, and in between, a write to an entity the take has not collected
+/// yet collects it first (in [`EntityMap::slot`]), so the take still holds
+/// every entity as it was when the take began.
 #[derive(Debug, Default)]
 pub(crate) struct EntityMap {
     collections: HashMap<Collection, Keys>,
-    /// Keys whose slot turned dirty since the last [`EntityMap::take_dirty`]
-    /// (each once; a key removed since may still be listed).
+    /// Keys whose slot turned dirty since the current take began (each
+    /// once; a key removed since may still be listed).
     dirty: Vec<EntityKey>,
+    /// The current take: slots dirty in an earlier one are the take in
+    /// progress's to collect.
+    epoch: u64,
+    /// The keys the take in progress has still to visit.
+    pending: Vec<EntityKey>,
+    /// What the take in progress collected so far.
+    collected: Vec<(EntityKey, Arc<Entity>)>,
 }
 
 impl EntityMap {
@@ -113,6 +132,7 @@ impl EntityMap {
                 Slot {
                     entity: Arc::new(entity),
                     dirty: false,
+                    epoch: 0,
                 },
             );
         }
@@ -127,6 +147,10 @@ impl EntityMap {
     }
 
     /// The slot of the entity, created empty if it does not exist yet.
+    ///
+    /// The caller may change the state and mark the slot dirty: if the take
+    /// in progress has not collected this entity yet, it is collected first,
+    /// as it is (see [`EntityMap`]).
     pub(crate) fn slot(&mut self, collection: &Collection, key: &[u8]) -> &mut Slot {
         if !self.collections.contains_key(collection) {
             self.collections.insert(collection.clone(), Keys::default());
@@ -134,7 +158,18 @@ impl EntityMap {
         let Some(keys) = self.collections.get_mut(collection) else {
             unreachable!("inserted above");
         };
-        keys.shard_mut(key).entry_ref(key).or_default()
+        let slot = keys.shard_mut(key).entry_ref(key).or_default();
+        if slot.dirty && slot.epoch != self.epoch {
+            self.collected.push((
+                EntityKey::new(collection.clone(), key.to_vec()),
+                Arc::clone(&slot.entity),
+            ));
+            slot.dirty = false;
+        }
+        if !slot.dirty {
+            slot.epoch = self.epoch;
+        }
+        slot
     }
 
     /// Lists a key whose slot the caller just turned dirty (from clean).
@@ -144,6 +179,16 @@ impl EntityMap {
 
     pub(crate) fn remove(&mut self, collection: &Collection, key: &[u8]) {
         if let Some(keys) = self.collections.get_mut(collection) {
+            if let Some(slot) = keys.get_mut(key)
+                && slot.dirty
+                && slot.epoch != self.epoch
+            {
+                // The take in progress holds it as it was.
+                self.collected.push((
+                    EntityKey::new(collection.clone(), key.to_vec()),
+                    Arc::clone(&slot.entity),
+                ));
+            }
             keys.remove(key);
         }
     }
@@ -176,12 +221,29 @@ impl EntityMap {
             .flat_map(|keys| keys.iter().map(|(k, s)| (k, &*s.entity)))
     }
 
-    /// The entities changed since the last call, and forget that they
-    /// changed. The states are shared, not copied (see [`Slot`]).
-    pub(crate) fn take_dirty(&mut self) -> Vec<(EntityKey, Arc<Entity>)> {
-        let listed = std::mem::take(&mut self.dirty);
-        let mut out = Vec::with_capacity(listed.len());
-        for key in listed {
+    /// Whether a take is in progress (begun, not yet finished by
+    /// [`EntityMap::finish_take`]), as far as it shows: one that has
+    /// nothing to collect needs no finishing.
+    fn taking(&self) -> bool {
+        !self.pending.is_empty() || !self.collected.is_empty()
+    }
+
+    /// Starts a take of the entities changed since the last one, as they
+    /// are now: O(1). A take in progress must be finished first.
+    pub(crate) fn begin_take(&mut self) {
+        debug_assert!(!self.taking(), "a take is already in progress");
+        self.pending = std::mem::take(&mut self.dirty);
+        self.epoch += 1;
+    }
+
+    /// Visits up to `max` of the keys the take in progress has still to
+    /// collect; true once none is left.
+    pub(crate) fn collect(&mut self, max: usize) -> bool {
+        // Front first: the delta keeps the order entities turned dirty in.
+        let n = self.pending.len().min(max);
+        let batch: Vec<EntityKey> = self.pending.drain(..n).collect();
+        self.collected.reserve(batch.len());
+        for key in batch {
             let Some(slot) = self
                 .collections
                 .get_mut(&key.collection)
@@ -189,11 +251,20 @@ impl EntityMap {
             else {
                 continue; // removed since
             };
-            if std::mem::replace(&mut slot.dirty, false) {
+            // Dirty in this take's epoch: collected at a write already.
+            if slot.dirty && slot.epoch != self.epoch {
+                slot.dirty = false;
                 let entity = Arc::clone(&slot.entity);
-                out.push((key, entity));
+                self.collected.push((key, entity));
             }
         }
-        out
+        self.pending.is_empty()
+    }
+
+    /// The take in progress, once [`EntityMap::collect`] has visited every
+    /// key.
+    pub(crate) fn finish_take(&mut self) -> Vec<(EntityKey, Arc<Entity>)> {
+        debug_assert!(self.pending.is_empty(), "keys left to collect");
+        std::mem::take(&mut self.collected)
     }
 }

@@ -106,3 +106,89 @@ fn writes_after_a_checkpoint_do_not_change_the_states_it_holds() {
     assert_eq!(second, vec![103]);
     assert_eq!(held[0].cursors, vec![(region, 3)]);
 }
+
+fn add_to(key: &str, delta: i64) -> ClientWrite {
+    ClientWrite {
+        key: key.as_bytes().to_vec(),
+        ..add(delta)
+    }
+}
+
+/// A checkpoint begun by a tick collects its entities a step at a time;
+/// a write in between to an entity it has not collected yet does not
+/// change the state the checkpoint holds (the entity is collected first,
+/// as it was), and the write is in the next checkpoint.
+#[test]
+fn a_checkpoint_collected_in_steps_holds_the_states_as_of_its_start() {
+    let region = RegionId::new(1);
+    let mut config = EngineConfig::new(
+        region,
+        vec![region],
+        vec![(
+            Collection::new("stock").expect("name"),
+            CollectionConfig::new(Policy::Counter),
+        )],
+    );
+    config.checkpoint_every = 10;
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let store = Holding {
+        inner: MemoryStorage::new(),
+        held: Arc::clone(&held),
+    };
+    let clock = Arc::new(ManualClock::new(WallTime::from_micros(
+        1_795_435_200_000_000,
+    )));
+    let mut engine = Engine::open(config, store, clock).expect("engine");
+    let keys = 10_000;
+    for n in 0..keys {
+        engine.write(add_to(&format!("k{n}"), 1)).expect("write");
+    }
+    engine.commit().expect("commit");
+    engine.tick().expect("tick");
+    assert!(
+        engine.checkpoint_collecting(),
+        "10,000 entities take more than one step"
+    );
+    assert!(held.lock().expect("not poisoned").is_empty());
+    // Keys listed early are collected by now, later ones not yet.
+    for key in ["k0", "k5000", "k9999"] {
+        engine.write(add_to(key, 100)).expect("write");
+    }
+    engine.write(add_to("new", 100)).expect("write");
+    engine.commit().expect("commit");
+    let mut steps = 0;
+    while engine.checkpoint_collecting() {
+        engine.step_checkpoint().expect("a step");
+        steps += 1;
+    }
+    assert!(steps >= 1);
+    {
+        let held = held.lock().expect("not poisoned");
+        assert_eq!(held.len(), 1, "handed to storage once collected");
+        assert_eq!(held[0].cursors, vec![(region, keys)]);
+        assert_eq!(held[0].entities.len(), keys as usize);
+        assert!(
+            held[0].entities.iter().all(|(_, e)| value(e) == 1),
+            "every state as of the checkpoint's start"
+        );
+    }
+    engine.checkpoint().expect("checkpoint");
+    let held = held.lock().expect("not poisoned");
+    assert_eq!(held.len(), 2);
+    let mut second: Vec<(String, i128)> = held[1]
+        .entities
+        .iter()
+        .map(|(k, e)| (String::from_utf8(k.key.clone()).expect("utf-8"), value(e)))
+        .collect();
+    second.sort();
+    assert_eq!(
+        second,
+        vec![
+            ("k0".to_owned(), 101),
+            ("k5000".to_owned(), 101),
+            ("k9999".to_owned(), 101),
+            ("new".to_owned(), 100)
+        ]
+    );
+    assert_eq!(held[1].cursors, vec![(region, keys + 4)]);
+}
