@@ -119,6 +119,7 @@
 
 mod background;
 mod cache;
+mod checkpoint_writer;
 mod frame;
 mod layout;
 mod log;

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use concord_core::{
     Checkpoint, CheckpointDelta, CoreError, LogBounds, Storage, TaggedWrite, WriteBatch,
@@ -12,6 +11,7 @@ use concord_core::{
 use concord_crdt::RegionId;
 
 use crate::StoreOptions;
+use crate::checkpoint_writer::CheckpointWriter;
 use crate::layout::WAL_DIR;
 use crate::record::backend;
 use crate::state::State;
@@ -55,8 +55,9 @@ pub struct SledStore {
     log: Wal,
     state: Arc<State>,
     path: PathBuf,
-    /// The checkpoint being written in the background, if any.
-    writing: Mutex<Option<JoinHandle<Result<(), CoreError>>>>,
+    /// The checkpoint writer (started with the first checkpoint), and the
+    /// checkpoint it is writing, if any.
+    writing: Mutex<Option<CheckpointWriter>>,
 }
 
 impl SledStore {
@@ -93,16 +94,11 @@ impl SledStore {
     /// Waits for the checkpoint being written in the background, if any,
     /// and returns its outcome.
     fn join_checkpoint(&self) -> Result<(), CoreError> {
-        let handle = match self.writing.lock() {
-            Ok(mut w) => w.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
+        let mut writing = match self.writing.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
         };
-        match handle {
-            None => Ok(()),
-            Some(h) => h.join().unwrap_or_else(|_| {
-                Err(CoreError::Backend("the checkpoint writer panicked".into()))
-            }),
-        }
+        writing.as_mut().map_or(Ok(()), CheckpointWriter::wait)
     }
 
     /// The directory the store lives in.
@@ -186,41 +182,34 @@ impl Storage for SledStore {
         self.log.trim(origin, through)
     }
 
-    /// Encodes the checkpoint and writes it to sled on a thread of its own,
-    /// so the engine goes on meanwhile (see the trait's contract): the
-    /// engine's thread only hands the delta over.
+    /// Hands the checkpoint to the store's writer thread (see
+    /// [`CheckpointWriter`]), which encodes and writes it while the engine
+    /// goes on (see the trait's contract): the engine's thread only hands
+    /// the delta over.
     fn checkpoint(&mut self, delta: CheckpointDelta) -> Result<(), CoreError> {
         self.join_checkpoint()?;
-        let state = Arc::clone(&self.state);
-        let db = self.db.clone();
-        let handle = std::thread::Builder::new()
-            .name("concord-checkpoint".into())
-            .spawn(move || {
-                crate::background::lower_this_thread();
-                let prepared = State::prepare(&delta)?;
-                drop(delta);
-                state.commit(prepared)?;
-                db.flush().map(drop).map_err(backend)
-            })
-            .map_err(|e| CoreError::Backend(format!("cannot start the checkpoint writer: {e}")))?;
-        match self.writing.lock() {
-            Ok(mut w) => *w = Some(handle),
-            Err(poisoned) => *poisoned.into_inner() = Some(handle),
-        }
-        Ok(())
+        let writing = match self.writing.get_mut() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let writer = match writing {
+            Some(writer) => writer,
+            None => writing.insert(CheckpointWriter::start(
+                Arc::clone(&self.state),
+                self.db.clone(),
+            )?),
+        };
+        writer.hand_over(delta)
     }
 
     fn checkpoint_in_flight(&mut self) -> Result<bool, CoreError> {
-        let finished = match self.writing.lock() {
-            Ok(w) => w.as_ref().map(JoinHandle::is_finished),
-            Err(poisoned) => poisoned.into_inner().as_ref().map(JoinHandle::is_finished),
+        let writing = match self.writing.get_mut() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
         };
-        match finished {
-            None => Ok(false),
-            Some(false) => Ok(true),
-            // Done: collect its outcome (an error surfaces here).
-            Some(true) => self.join_checkpoint().map(|()| false),
-        }
+        writing
+            .as_mut()
+            .map_or(Ok(false), CheckpointWriter::in_flight)
     }
 
     fn finish_checkpoint(&mut self) -> Result<(), CoreError> {
