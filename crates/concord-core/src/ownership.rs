@@ -337,7 +337,7 @@ impl<S: Storage> Engine<S> {
                 let policy = crate::entity::policy_of(state);
                 for v in entity.versions(policy) {
                     if covered(v) {
-                        let e = EntityKey::new(collection.clone(), key.clone());
+                        let e = EntityKey::new(collection.clone(), key.to_vec());
                         found.push((e, v.clone(), None));
                     }
                 }
