@@ -510,7 +510,7 @@ impl State {
         // bytes themselves only break ties. Comparing bytes in the buffer
         // was most of the sort (a cache miss per comparison).
         let shared = spans.first().map_or(0, |first| {
-            shared_prefix(key_of(first), spans.iter().map(|s| key_of(s)))
+            shared_prefix(key_of(first), spans.iter().map(&key_of))
         });
         let words: Vec<u64> = spans
             .iter()
