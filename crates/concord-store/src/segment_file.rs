@@ -37,6 +37,12 @@ const FRAME_HEADER_LEN: usize = 8;
 const WHAT: &str = "entity segment";
 /// The writer's buffer: segments are ~7 KiB, so a write call carries many.
 const WRITE_BUFFER: usize = 1 << 20;
+/// A file being written is synced every this many bytes, not only at its
+/// end: a compaction writes the whole state (~170 MiB for a million
+/// entities), and syncing that at once queues the disk behind it, so the
+/// log's group commits (an `fdatasync` each, on the engine's thread) would
+/// wait for all of it. Synced as it goes, each waits for at most this much.
+const SYNC_EVERY: u64 = 8 << 20;
 
 /// The directory of segment files.
 #[derive(Debug)]
@@ -120,7 +126,11 @@ impl SegmentFiles {
         header[5..].copy_from_slice(&generation.to_le_bytes());
         file.write_all(&header)
             .map_err(|e| io_error("writing", &path, &e))?;
-        Ok(SegmentWriter { file, path })
+        Ok(SegmentWriter {
+            file,
+            path,
+            unsynced: HEADER_LEN as u64,
+        })
     }
 
     /// Reads the file of `generation` and checks its framing.
@@ -152,6 +162,7 @@ impl SegmentFiles {
     /// Not synced: see [`SegmentFiles::sync`].
     pub(crate) fn remove(&self, generation: u64) -> Result<(), CoreError> {
         let path = self.path(generation);
+        shrink(&path)?;
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -178,6 +189,33 @@ impl SegmentFiles {
             .unwrap_or(0)
     }
 }
+
+/// Shrinks the file at `path` to nothing a step at a time before it is
+/// removed: a compaction removes the whole previous state (hundreds of
+/// MiB), and freeing that many blocks at once holds the file system's
+/// journal long enough that the log's next commit waits on it. Freed in
+/// steps, each commit waits for one step at most. A missing file is left
+/// to the removal.
+fn shrink(path: &Path) -> Result<(), CoreError> {
+    let file = match OpenOptions::new().write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error("opening", path, &e)),
+    };
+    let mut len = file
+        .metadata()
+        .map_err(|e| io_error("reading the size of", path, &e))?
+        .len();
+    while len > 0 {
+        len = len.saturating_sub(FREE_STEP);
+        file.set_len(len)
+            .map_err(|e| io_error("truncating", path, &e))?;
+    }
+    Ok(())
+}
+
+/// How much [`shrink`] frees at a time.
+const FREE_STEP: u64 = 16 << 20;
 
 /// One segment of a file: its frame's offset in the file, and the range of
 /// the segment's bytes.
@@ -249,6 +287,8 @@ fn frames(bytes: &[u8], generation: u64) -> Result<Vec<Frame>, (usize, String)> 
 pub(crate) struct SegmentWriter {
     file: BufWriter<File>,
     path: PathBuf,
+    /// Bytes written since the last sync.
+    unsynced: u64,
 }
 
 impl SegmentWriter {
@@ -265,7 +305,16 @@ impl SegmentWriter {
         self.file
             .write_all(&frame)
             .and_then(|()| self.file.write_all(segment))
-            .map_err(|e| io_error("writing", &self.path, &e))
+            .map_err(|e| io_error("writing", &self.path, &e))?;
+        self.unsynced += (FRAME_HEADER_LEN + segment.len()) as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.unsynced = 0;
+            self.file
+                .flush()
+                .and_then(|()| self.file.get_ref().sync_data())
+                .map_err(|e| io_error("syncing", &self.path, &e))?;
+        }
+        Ok(())
     }
 
     /// Writes out what is buffered and syncs the file's data. The directory
@@ -365,5 +414,27 @@ mod tests {
         files.remove(2).unwrap();
         files.remove(2).unwrap();
         assert!(files.generations().unwrap().is_empty());
+    }
+
+    /// A file past the sync interval and the removal step (a compaction's)
+    /// reads back whole, and is removed whole.
+    #[test]
+    fn a_large_file_is_synced_as_it_goes_and_removed_in_steps() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let files = SegmentFiles::open(&dir.path().join("segments")).expect("opens");
+        let segment: Vec<u8> = (0..7 * 1024u32).map(|n| (n % 251) as u8).collect();
+        let count = (SYNC_EVERY.max(FREE_STEP) * 2) as usize / segment.len() + 3;
+        let mut w = files.create(9).expect("creates");
+        for _ in 0..count {
+            w.push(&segment).expect("writes");
+        }
+        w.finish().expect("syncs");
+        let file = files.read(9).expect("reads");
+        assert_eq!(file.segments().count(), count);
+        assert!(file.segments().all(|(_, _, s)| s == &segment[..]));
+        assert!(files.size() > 2 * FREE_STEP);
+        files.remove(9).expect("removes");
+        assert!(files.generations().expect("lists").is_empty());
+        assert_eq!(files.size(), 0);
     }
 }
