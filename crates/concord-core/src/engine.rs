@@ -78,10 +78,6 @@ pub struct Outgoing {
     pub message: PeerMessage,
 }
 
-/// How many entities `Engine::step_checkpoint` (and each tick) takes of
-/// a checkpoint being collected: a few milliseconds of lookups at most.
-pub(crate) const CHECKPOINT_STEP: usize = 4096;
-
 /// A checkpoint begun: everything but its entities, and the cursors it
 /// covers (the log is trimmed only up to a stored checkpoint's).
 #[derive(Debug)]
@@ -952,12 +948,13 @@ impl<S: Storage> Engine<S> {
     }
 
     /// Goes on with the checkpoint [`Engine::tick`] began, if any: takes up
-    /// to 4,096 more of its entities, and hands it to storage
+    /// to [`EngineConfig::checkpoint_step`] more of its entities (4,096 by
+    /// default: about a millisecond of lookups), and hands it to storage
     /// once it has them all. A node calls this between batches of work, so
     /// that taking the entities of a checkpoint (a hash lookup each) never
     /// stalls its thread for long; ticks go on with it too.
     pub fn step_checkpoint(&mut self) -> Result<(), CoreError> {
-        self.collect_checkpoint(CHECKPOINT_STEP)
+        self.collect_checkpoint(self.config.checkpoint_step.max(1))
     }
 
     /// Whether a checkpoint is begun and still collecting its entities.

@@ -500,7 +500,7 @@ impl<S: Storage> Engine<S> {
         {
             out.extend(self.begin_checkpoint()?.outgoing);
         }
-        self.collect_checkpoint(crate::engine::CHECKPOINT_STEP)?;
+        self.collect_checkpoint(self.config.checkpoint_step.max(1))?;
         self.trim_logs()?;
         Ok(out)
     }
