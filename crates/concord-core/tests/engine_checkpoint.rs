@@ -16,7 +16,7 @@ use concord_crdt::RegionId;
 /// writes checkpoints in the background holds one until it is written.
 struct Holding {
     inner: MemoryStorage,
-    held: Arc<Mutex<Vec<CheckpointDelta>>>,
+    held: Held,
 }
 
 impl Storage for Holding {
@@ -63,10 +63,16 @@ fn value(e: &Entity) -> i128 {
     e.counter_value().expect("a counter")
 }
 
-#[test]
-fn writes_after_a_checkpoint_do_not_change_the_states_it_holds() {
-    let region = RegionId::new(1);
-    let config = EngineConfig::new(
+/// The deltas a [`Holding`] store was given.
+type Held = Arc<Mutex<Vec<CheckpointDelta>>>;
+
+/// An engine of `region` alone, with a counter collection `stock`, on a
+/// [`Holding`] store, its configuration changed by `tweak`.
+fn holding_engine(
+    region: RegionId,
+    tweak: impl FnOnce(&mut EngineConfig),
+) -> (Engine<Holding>, Held) {
+    let mut config = EngineConfig::new(
         region,
         vec![region],
         vec![(
@@ -74,7 +80,8 @@ fn writes_after_a_checkpoint_do_not_change_the_states_it_holds() {
             CollectionConfig::new(Policy::Counter),
         )],
     );
-    let held = Arc::new(Mutex::new(Vec::new()));
+    tweak(&mut config);
+    let held: Held = Arc::new(Mutex::new(Vec::new()));
     let store = Holding {
         inner: MemoryStorage::new(),
         held: Arc::clone(&held),
@@ -82,7 +89,13 @@ fn writes_after_a_checkpoint_do_not_change_the_states_it_holds() {
     let clock = Arc::new(ManualClock::new(WallTime::from_micros(
         1_795_435_200_000_000,
     )));
-    let mut engine = Engine::open(config, store, clock).expect("engine");
+    (Engine::open(config, store, clock).expect("engine"), held)
+}
+
+#[test]
+fn writes_after_a_checkpoint_do_not_change_the_states_it_holds() {
+    let region = RegionId::new(1);
+    let (mut engine, held) = holding_engine(region, |_| {});
     for _ in 0..3 {
         engine.write(add(1)).expect("write");
     }
@@ -121,24 +134,7 @@ fn add_to(key: &str, delta: i64) -> ClientWrite {
 #[test]
 fn a_checkpoint_collected_in_steps_holds_the_states_as_of_its_start() {
     let region = RegionId::new(1);
-    let mut config = EngineConfig::new(
-        region,
-        vec![region],
-        vec![(
-            Collection::new("stock").expect("name"),
-            CollectionConfig::new(Policy::Counter),
-        )],
-    );
-    config.checkpoint_every = 10;
-    let held = Arc::new(Mutex::new(Vec::new()));
-    let store = Holding {
-        inner: MemoryStorage::new(),
-        held: Arc::clone(&held),
-    };
-    let clock = Arc::new(ManualClock::new(WallTime::from_micros(
-        1_795_435_200_000_000,
-    )));
-    let mut engine = Engine::open(config, store, clock).expect("engine");
+    let (mut engine, held) = holding_engine(region, |c| c.checkpoint_every = 10);
     let keys = 10_000;
     for n in 0..keys {
         engine.write(add_to(&format!("k{n}"), 1)).expect("write");

@@ -32,7 +32,7 @@ use crate::frame::push_frame;
 use crate::layout::{LEGACY_LOG_DIR, LOG, MIGRATED_LOG_DIR, parse_log_key, wal_file_name};
 use crate::record::{backend, corrupt, decode, io_error};
 use crate::store::open_db;
-use crate::wal::{create_dir, sync_dir};
+use crate::wal::{create_dir, finish_file, sync_dir};
 
 const WHAT: &str = "log record";
 
@@ -167,12 +167,7 @@ struct Writing {
 impl Writing {
     /// Writes out and syncs the file: it is complete.
     fn finish(self) -> Result<(), CoreError> {
-        let path = self.path;
-        let file = self
-            .file
-            .into_inner()
-            .map_err(|e| io_error("writing", &path, e.error()))?;
-        file.sync_data().map_err(|e| io_error("syncing", &path, &e))
+        finish_file(self.file, &self.path)
     }
 }
 

@@ -23,7 +23,7 @@ use concord_core::CoreError;
 
 use crate::layout::{parse_segment_file_name, segment_file_name};
 use crate::record::{corrupt_at, file_location, io_error};
-use crate::wal::{create_dir, sync_dir};
+use crate::wal::{create_dir, finish_file, sync_dir};
 
 /// The bytes every segment file starts with.
 const MAGIC: &[u8; 4] = b"CSEG";
@@ -320,12 +320,7 @@ impl SegmentWriter {
     /// Writes out what is buffered and syncs the file's data. The directory
     /// entry is synced by [`SegmentFiles::sync`].
     pub(crate) fn finish(self) -> Result<(), CoreError> {
-        let path = self.path;
-        let file = self
-            .file
-            .into_inner()
-            .map_err(|e| io_error("writing", &path, e.error()))?;
-        file.sync_data().map_err(|e| io_error("syncing", &path, &e))
+        finish_file(self.file, &self.path)
     }
 }
 

@@ -816,6 +816,15 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), CoreError> {
     }
 }
 
+/// Writes out what `file` buffered and syncs its data: the file at `path`
+/// is complete.
+pub(crate) fn finish_file(file: std::io::BufWriter<File>, path: &Path) -> Result<(), CoreError> {
+    let file = file
+        .into_inner()
+        .map_err(|e| io_error("writing", path, e.error()))?;
+    file.sync_data().map_err(|e| io_error("syncing", path, &e))
+}
+
 /// Syncs directory `dir`: the files created, renamed or removed in it stay
 /// so across a crash.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), CoreError> {
