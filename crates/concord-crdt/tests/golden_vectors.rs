@@ -1,93 +1,22 @@
-//! Golden test vectors: the stored bytes of every merge type are pinned.
-//!
-//! Each case encodes a fixed value and compares it with the hex checked in at
-//! `tests/golden/vectors.txt`, then decodes the checked-in bytes and compares
-//! them with the value. A change of the encoding therefore fails here instead
-//! of silently making old records unreadable. To record vectors for a new
-//! case (or after a deliberate format change, which also bumps
-//! `codec::FORMAT_VERSION`), run with `CONCORD_BLESS=1`.
+//! Golden test vectors: the stored bytes of every merge type are pinned
+//! (the checker, and how to record vectors: `tests/golden/checker.rs`).
 
-use std::collections::BTreeMap;
-use std::fmt::Debug;
-use std::path::PathBuf;
+#[path = "golden/checker.rs"]
+mod checker;
 
+use checker::Golden;
 use concord_clock::{HlcTime, WallTime};
-use concord_crdt::{
-    Dot, GCounter, Lww, MvRegister, PnCounter, RegionId, Stamp, VersionVector, codec,
-};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-fn path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/vectors.txt")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
-        .collect()
-}
+use concord_crdt::{Dot, GCounter, Lww, MvRegister, PnCounter, RegionId, Stamp, VersionVector};
 
 fn r(id: u16) -> RegionId {
     RegionId::new(id)
 }
 
-struct Golden {
-    stored: BTreeMap<String, String>,
-    fresh: BTreeMap<String, String>,
-    failures: Vec<String>,
-}
-
-impl Golden {
-    fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(&mut self, name: &str, value: T) {
-        let bytes = codec::encode(&value).expect("encode");
-        self.fresh.insert(name.to_owned(), hex(&bytes));
-        match self.stored.get(name) {
-            None => self.failures.push(format!(
-                "{name}: no stored vector (run with CONCORD_BLESS=1)"
-            )),
-            Some(stored) => {
-                if *stored != hex(&bytes) {
-                    self.failures.push(format!(
-                        "{name}: encoding changed: stored {stored}, now {}",
-                        hex(&bytes)
-                    ));
-                }
-                match codec::decode::<T>(&unhex(stored)) {
-                    Ok(decoded) if decoded == value => {}
-                    Ok(decoded) => self
-                        .failures
-                        .push(format!("{name}: stored bytes decode to {decoded:?}")),
-                    Err(e) => self
-                        .failures
-                        .push(format!("{name}: stored bytes do not decode: {e}")),
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn stored_encodings_do_not_change() {
-    let stored = std::fs::read_to_string(path())
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            l.split_once(' ')
-                .map(|(n, h)| (n.to_owned(), h.trim().to_owned()))
-        })
-        .collect();
-    let mut g = Golden {
-        stored,
-        fresh: BTreeMap::new(),
-        failures: Vec::new(),
-    };
+    let mut g = Golden::open(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/vectors.txt"),
+    );
 
     g.check("region_id", r(513));
     g.check("dot", Dot::new(r(3), 300));
@@ -131,20 +60,5 @@ fn stored_encodings_do_not_change() {
     pn.decrement(r(6), u64::MAX).expect("dec");
     g.check("pn_counter", pn);
 
-    if std::env::var_os("CONCORD_BLESS").is_some() {
-        let mut out = String::from(
-            "# name hex: the encoded bytes of each golden case (see tests/golden_vectors.rs)\n",
-        );
-        for (name, hex) in &g.fresh {
-            out.push_str(&format!("{name} {hex}\n"));
-        }
-        std::fs::create_dir_all(path().parent().expect("has parent")).expect("mkdir");
-        std::fs::write(path(), out).expect("write vectors");
-        return;
-    }
-    assert!(
-        g.failures.is_empty(),
-        "golden vectors differ:\n{}",
-        g.failures.join("\n")
-    );
+    g.finish();
 }
