@@ -1,0 +1,103 @@
+//! LWW merge, Concord against `crdts`, timed in alternating batches.
+//!
+//! At well under a nanosecond per merge, the criterion group `lww_merge` in
+//! `vs_crdts` moves by a tenth or more from one run to the next on a shared
+//! machine, because its two functions are timed seconds apart. This bench
+//! times the same two workloads in alternating batches of 4,096 merges, 401
+//! rounds, the order swapped every round, and prints the median time per
+//! merge of each and the median of the per-round ratios, so both sides see
+//! the same machine at the same moment.
+//!
+//! The workloads are those of `vs_crdts`' `lww_merge/concord` and
+//! `lww_merge/crdts`, under the same rules: the targets (and `crdts`'
+//! merged-in states, which its merge takes by value) are cloned before the
+//! timer starts; Concord's merge report goes through `black_box`, so it is
+//! built and timed; `crdts` is called without `validate_merge`.
+//!
+//! ```text
+//! cargo bench -p concord-crdt --bench lww_ratio
+//! ```
+//!
+//! A ratio above 1 means Concord's merge is the faster.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use concord_crdt::{Lww, LwwMerge, Merge, RegionId, Stamp};
+use crdts::CvRDT;
+
+/// Merges per timed batch.
+const BATCH: usize = 4096;
+/// Timed batches per side.
+const ROUNDS: usize = 401;
+
+/// The median of `values` (sorted in place).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Nanoseconds per merge over one batch of Concord merges.
+fn concord_batch(earlier: &Lww<u64, u64>, later: &Lww<u64, u64>) -> f64 {
+    let mut targets: Vec<_> = (0..BATCH).map(|_| earlier.clone()).collect();
+    let start = Instant::now();
+    for target in &mut targets {
+        black_box(target.merge(black_box(later)).expect("lww merge"));
+    }
+    let per_merge = start.elapsed().as_secs_f64() * 1e9 / BATCH as f64;
+    assert!(targets.iter().all(|t| t == later), "the later write won");
+    per_merge
+}
+
+/// Nanoseconds per merge over one batch of `crdts` merges.
+fn crdts_batch(earlier: &crdts::LWWReg<u64, u64>, later: &crdts::LWWReg<u64, u64>) -> f64 {
+    let mut pairs: Vec<_> = (0..BATCH)
+        .map(|_| (earlier.clone(), later.clone()))
+        .collect();
+    let start = Instant::now();
+    for (target, source) in &mut pairs {
+        target.merge(black_box(std::mem::take(source)));
+    }
+    let per_merge = start.elapsed().as_secs_f64() * 1e9 / BATCH as f64;
+    assert!(pairs.iter().all(|(t, _)| t == later), "the later write won");
+    per_merge
+}
+
+fn main() {
+    let stamp = |time, origin| Stamp::new(time, RegionId::new(origin), 1).expect("seq in range");
+    let earlier: Lww<u64, u64> = Lww::new(1, stamp(100, 0));
+    let later: Lww<u64, u64> = Lww::new(2, stamp(200, 1));
+    let mut check = earlier.clone();
+    assert_eq!(check.merge(&later).expect("lww merge"), LwwMerge::Replaced);
+    let x_earlier = crdts::LWWReg {
+        val: 1u64,
+        marker: 100u64,
+    };
+    let x_later = crdts::LWWReg {
+        val: 2u64,
+        marker: 200u64,
+    };
+
+    let mut concord_ns = Vec::with_capacity(ROUNDS);
+    let mut crdts_ns = Vec::with_capacity(ROUNDS);
+    let mut ratios = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        let (ours, theirs) = if round % 2 == 0 {
+            let ours = concord_batch(&earlier, &later);
+            (ours, crdts_batch(&x_earlier, &x_later))
+        } else {
+            let theirs = crdts_batch(&x_earlier, &x_later);
+            (concord_batch(&earlier, &later), theirs)
+        };
+        concord_ns.push(ours);
+        crdts_ns.push(theirs);
+        ratios.push(theirs / ours);
+    }
+    println!(
+        "lww_merge: concord {:.3} ns, crdts {:.3} ns per merge (medians of {ROUNDS} batches of {BATCH}); \
+         ratio crdts/concord, median per round: {:.3}",
+        median(&mut concord_ns),
+        median(&mut crdts_ns),
+        median(&mut ratios)
+    );
+}
