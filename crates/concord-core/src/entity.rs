@@ -221,8 +221,7 @@ impl Entity {
                 match self.slot(Policy::LwwWall) {
                     Some(PolicyState::LwwWall(reg)) => set_lww(reg, version, stamp),
                     _ => {
-                        self.states
-                            .push(PolicyState::LwwWall(Lww::new(version, stamp)));
+                        self.add_state(PolicyState::LwwWall(Lww::new(version, stamp)));
                         Ok(Effect::Won)
                     }
                 }
@@ -232,8 +231,7 @@ impl Entity {
                 match self.slot(Policy::LwwHlc) {
                     Some(PolicyState::LwwHlc(reg)) => set_lww(reg, version, stamp),
                     _ => {
-                        self.states
-                            .push(PolicyState::LwwHlc(Lww::new(version, stamp)));
+                        self.add_state(PolicyState::LwwHlc(Lww::new(version, stamp)));
                         Ok(Effect::Won)
                     }
                 }
@@ -246,7 +244,7 @@ impl Entity {
                 })?;
                 let policy = write.policy;
                 if self.slot(policy).is_none() {
-                    self.states.push(match policy {
+                    self.add_state(match policy {
                         Policy::Mv => PolicyState::Mv(MvRegister::new()),
                         _ => PolicyState::Queue(MvRegister::new()),
                     });
@@ -278,7 +276,7 @@ impl Entity {
             _ => {
                 let mut c = PnCounter::new();
                 c.apply_totals(write.origin, totals);
-                self.states.push(PolicyState::Counter(c));
+                self.add_state(PolicyState::Counter(c));
             }
         }
         Ok(Effect::Counted)
@@ -294,7 +292,7 @@ impl Entity {
         let mut losers = Vec::new();
         for theirs in &other.states {
             match merged.slot(theirs.policy()) {
-                None => merged.states.push(theirs.clone()),
+                None => merged.add_state(theirs.clone()),
                 Some(mine) => match (mine, theirs) {
                     (PolicyState::LwwWall(a), PolicyState::LwwWall(b)) => {
                         losers.extend(lww_join(a, b)?);
@@ -311,6 +309,14 @@ impl Entity {
         }
         *self = merged;
         Ok(losers)
+    }
+
+    /// Adds the state of a policy the entity had none under. Entities
+    /// almost always hold one state, and a state is some hundreds of bytes,
+    /// so the vector grows by exactly one (a first `push` would reserve four).
+    fn add_state(&mut self, state: PolicyState) {
+        self.states.reserve_exact(1);
+        self.states.push(state);
     }
 
     fn slot(&mut self, policy: Policy) -> Option<&mut PolicyState> {
@@ -373,4 +379,59 @@ fn set_lww<T: Ord>(
             winner: incoming,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use concord_clock::{HlcTime, WallTime};
+    use concord_crdt::{PnTotals, RegionId};
+
+    use super::*;
+    use crate::Collection;
+
+    fn write(seq: u64, policy: Policy, op: Op) -> TaggedWrite {
+        TaggedWrite {
+            id: TaggedWrite::make_id(RegionId::new(0), seq, WallTime::from_micros(1)),
+            origin: RegionId::new(0),
+            seq,
+            hlc: HlcTime::from_u64(seq),
+            wall: WallTime::from_micros(i64::try_from(seq).expect("small seq")),
+            collection: Collection::new("c").expect("valid name"),
+            key: b"k".to_vec(),
+            context: VersionVector::new(),
+            epoch: 0,
+            policy,
+            dot: matches!(policy, Policy::Mv | Policy::Queue)
+                .then(|| concord_crdt::Dot::new(RegionId::new(0), 1)),
+            op,
+        }
+    }
+
+    /// A new entity's first state takes room for one state, not four: with a
+    /// million entities, the difference was most of the node's memory.
+    #[test]
+    fn a_first_state_reserves_room_for_one() {
+        for policy in [Policy::LwwWall, Policy::LwwHlc, Policy::Mv, Policy::Queue] {
+            let mut entity = Entity::new();
+            entity
+                .apply(&write(1, policy, Op::Set(b"v".to_vec())))
+                .expect("applies");
+            assert_eq!(entity.states.capacity(), 1, "{policy:?}");
+        }
+        let mut counter = Entity::new();
+        counter
+            .apply(&write(1, Policy::Counter, Op::Counter(PnTotals::default())))
+            .expect("applies");
+        assert_eq!(counter.states.capacity(), 1);
+        // A second policy's state (after a policy change) adds one more.
+        let mut changed = Entity::new();
+        changed
+            .apply(&write(1, Policy::LwwHlc, Op::Set(b"v".to_vec())))
+            .expect("applies");
+        changed
+            .apply(&write(2, Policy::Mv, Op::Set(b"w".to_vec())))
+            .expect("applies");
+        assert_eq!(changed.states.len(), 2);
+        assert_eq!(changed.states.capacity(), 2);
+    }
 }
