@@ -250,7 +250,7 @@ fn check_counter(
             .get(entity)
             .and_then(|e| e.state(Policy::Counter))
         {
-            Some(PolicyState::Counter(c)) => c.clone(),
+            Some(PolicyState::Counter(c)) => (**c).clone(),
             _ => concord_crdt::PnCounter::new(),
         };
         for (origin, want) in &expected {
