@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use concord_core::{CheckpointDelta, CoreError};
 
 use crate::record::backend;
-use crate::state::State;
+use crate::state::{PrepareScratch, State};
 
 /// The writer thread, and the checkpoint it was handed, if its outcome is
 /// not collected yet.
@@ -41,8 +41,9 @@ impl CheckpointWriter {
             .name("concord-checkpoint".into())
             .spawn(move || {
                 crate::background::lower_this_thread();
+                let mut scratch = PrepareScratch::default();
                 for delta in inbox {
-                    let outcome = State::prepare(&delta).and_then(|prepared| {
+                    let outcome = State::prepare(&delta, &mut scratch).and_then(|prepared| {
                         // The states the engine has replaced since are
                         // freed here, not on the engine's thread.
                         drop(delta);

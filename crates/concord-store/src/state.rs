@@ -160,6 +160,18 @@ pub(crate) struct Prepared {
     engine: Vec<u8>,
 }
 
+/// The buffers [`State::prepare`] encodes a checkpoint's entities into,
+/// kept from one checkpoint to the next by the writer thread: a fresh
+/// buffer of tens of megabytes each time was a fresh mapping from the
+/// allocator, every page of it faulted in anew.
+#[derive(Default)]
+pub(crate) struct PrepareScratch {
+    /// Every entity's key and record.
+    bytes: Vec<u8>,
+    /// Where each lies in `bytes`.
+    spans: Vec<Span>,
+}
+
 /// The segment writes of one checkpoint.
 struct SegmentWrite {
     /// The generations a compaction replaces, no longer published once the
@@ -476,7 +488,10 @@ impl State {
 
     /// Encodes `delta`: the part of a checkpoint that needs the engine's
     /// state but not the store's trees.
-    pub(crate) fn prepare(delta: &CheckpointDelta) -> Result<Prepared, CoreError> {
+    pub(crate) fn prepare(
+        delta: &CheckpointDelta,
+        scratch: &mut PrepareScratch,
+    ) -> Result<Prepared, CoreError> {
         // Each entity's key and record, encoded in the delta's order into
         // one buffer: the engine lists entities as they turn dirty, so the
         // delta's order follows the order their states were allocated in,
@@ -484,13 +499,16 @@ impl State {
         // them in key order (in `perf`, the encoder's share of a `concord
         // bench` run fell from 11% to 6.5%). Then the entries are sorted by key and then by position:
         // the last upsert of an entity is the last of its run, and wins.
-        let mut bytes: Vec<u8> = Vec::with_capacity(delta.entities.len() * 160);
-        let mut spans: Vec<Span> = Vec::with_capacity(delta.entities.len());
+        let PrepareScratch { bytes, spans } = scratch;
+        bytes.clear();
+        spans.clear();
+        bytes.reserve(delta.entities.len() * 160);
+        spans.reserve(delta.entities.len());
         for (n, (key, state)) in delta.entities.iter().enumerate() {
             let key_start = bytes.len();
-            write_entity_key(key, &mut bytes);
+            write_entity_key(key, bytes);
             let record_start = bytes.len();
-            encode_entity_into(ENTITY, state, &mut bytes)?;
+            encode_entity_into(ENTITY, state, bytes)?;
             spans.push(Span {
                 key_start,
                 record_start,
@@ -512,12 +530,8 @@ impl State {
         let shared = spans.first().map_or(0, |first| {
             shared_prefix(key_of(first), spans.iter().map(&key_of))
         });
-        let words: Vec<u64> = spans
-            .iter()
-            .map(|span| order_word(bytes.get(span.key_start + shared..span.record_start)))
-            .collect();
-        for (span, word) in spans.iter_mut().zip(words) {
-            span.order = word;
+        for span in spans.iter_mut() {
+            span.order = order_word(bytes.get(span.key_start + shared..span.record_start));
         }
         spans.sort_unstable_by(|a, b| {
             a.order
