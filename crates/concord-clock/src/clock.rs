@@ -2,9 +2,7 @@
 
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
-
-use chrono::Utc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::wall_time::WallTime;
 
@@ -41,7 +39,7 @@ pub trait Clock: Send + Sync + Debug {
     fn now(&self) -> WallTime;
 }
 
-/// The operating system's real-time clock, read through [`chrono::Utc::now`].
+/// The operating system's real-time clock ([`SystemTime::now`]).
 ///
 /// # Examples
 ///
@@ -58,8 +56,25 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> WallTime {
-        WallTime::from_datetime(Utc::now())
+        system_micros(SystemTime::now())
     }
+}
+
+/// `t` in microseconds since the Unix epoch, rounded down (as
+/// [`chrono::DateTime::timestamp_micros`] counts), saturating far outside
+/// ±292,000 years. Read from [`SystemTime`] directly: through
+/// [`chrono::Utc::now`] every read also built a calendar date, and the node
+/// reads the clock twice per write.
+fn system_micros(t: SystemTime) -> WallTime {
+    let saturate = |us: u128| i64::try_from(us).unwrap_or(i64::MAX);
+    WallTime::from_micros(match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => saturate(after.as_micros()),
+        Err(before) => {
+            let before = before.duration();
+            let partial = u128::from(before.subsec_nanos() % 1_000 != 0);
+            -saturate(before.as_micros() + partial)
+        }
+    })
 }
 
 /// A clock that only moves when told to; for tests and the deterministic
@@ -202,8 +217,27 @@ mod tests {
     }
 
     #[test]
+    fn system_times_count_microseconds_as_chrono_does() {
+        let epoch = UNIX_EPOCH;
+        let times = [
+            epoch,
+            epoch + Duration::from_nanos(999),
+            epoch + Duration::from_nanos(1_000),
+            epoch + Duration::new(1_795_463_387, 123_456_789),
+            epoch - Duration::from_nanos(1),
+            epoch - Duration::from_nanos(1_000),
+            epoch - Duration::from_nanos(1_001),
+            epoch - Duration::new(86_400 * 365, 500_000_001),
+        ];
+        for t in times {
+            let chrono_micros = chrono::DateTime::<chrono::Utc>::from(t).timestamp_micros();
+            assert_eq!(system_micros(t).as_micros(), chrono_micros, "{t:?}");
+        }
+    }
+
+    #[test]
     fn system_clock_is_close_to_chrono_now() {
-        let reference = WallTime::from_datetime(Utc::now());
+        let reference = WallTime::from_datetime(chrono::Utc::now());
         let now = SystemClock.now();
         assert!(now.micros_since(reference).abs() < 1_000_000);
     }

@@ -784,7 +784,7 @@ impl<S: Storage> Engine<S> {
             self.stats.unknown_collection += 1;
         }
         let slot = self.entities.slot(&w.collection, &w.key);
-        let effect = match slot.entity_mut().apply(w) {
+        let effect = match slot.apply(w) {
             Ok(effect) => effect,
             Err(e) => {
                 if slot.entity.states().is_empty() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use foldhash::HashMap;
 use foldhash::fast::RandomState;
 
-use crate::{Collection, Entity, EntityKey};
+use crate::{Collection, CoreError, Effect, Entity, EntityKey, TaggedWrite};
 
 /// A key as the map holds it: up to [`INLINE_KEY`] bytes in the map's own
 /// table, longer ones on the heap. A lookup compares the key it finds with
@@ -103,9 +103,16 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// The state, to change (cloned first if a checkpoint still holds it).
-    pub(crate) fn entity_mut(&mut self) -> &mut Entity {
-        Arc::make_mut(&mut self.entity)
+    /// Applies `write` to the state: in place, or, if a checkpoint still
+    /// holds the state, to a copy that replaces it here (see
+    /// [`Entity::applied`]).
+    pub(crate) fn apply(&mut self, write: &TaggedWrite) -> Result<Effect, CoreError> {
+        if let Some(entity) = Arc::get_mut(&mut self.entity) {
+            return entity.apply(write);
+        }
+        let (entity, effect) = self.entity.applied(write)?;
+        self.entity = Arc::new(entity);
+        Ok(effect)
     }
 }
 
@@ -130,7 +137,9 @@ pub(crate) struct EntityMap {
     /// The current take: slots dirty in an earlier one are the take in
     /// progress's to collect.
     epoch: u64,
-    /// The keys the take in progress has still to visit.
+    /// The keys the take in progress has still to visit, last first (so
+    /// that a step pops its keys off the end: draining them from the front
+    /// moved every key left after each step, quadratic in a large take).
     pending: Vec<EntityKey>,
     /// What the take in progress collected so far.
     collected: Vec<(EntityKey, Arc<Entity>)>,
@@ -245,18 +254,23 @@ impl EntityMap {
     /// are now: O(1). A take in progress must be finished first.
     pub(crate) fn begin_take(&mut self) {
         debug_assert!(!self.taking(), "a take is already in progress");
-        self.pending = std::mem::take(&mut self.dirty);
+        // The emptied list's room is the next dirty list's: a take lists
+        // about as many keys as the one before.
+        std::mem::swap(&mut self.pending, &mut self.dirty);
+        self.pending.reverse();
+        self.collected.reserve(self.pending.len());
         self.epoch += 1;
     }
 
     /// Visits up to `max` of the keys the take in progress has still to
     /// collect; true once none is left.
     pub(crate) fn collect(&mut self, max: usize) -> bool {
-        // Front first: the delta keeps the order entities turned dirty in.
-        let n = self.pending.len().min(max);
-        let batch: Vec<EntityKey> = self.pending.drain(..n).collect();
-        self.collected.reserve(batch.len());
-        for key in batch {
+        // In the order entities turned dirty in (`pending` is reversed),
+        // which the delta keeps.
+        for _ in 0..max {
+            let Some(key) = self.pending.pop() else {
+                break;
+            };
             let Some(slot) = self
                 .collections
                 .get_mut(&key.collection)
