@@ -50,6 +50,13 @@ impl Collection {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The same name in an allocation of its own, not shared with `self`'s
+    /// clones: a clone shares one reference count, and one that two threads
+    /// keep raising and lowering is a cache line moving between them.
+    pub(crate) fn unshared(&self) -> Self {
+        Self(Arc::from(self.as_str()))
+    }
 }
 
 impl TryFrom<String> for Collection {

@@ -794,8 +794,7 @@ impl<S: Storage> Engine<S> {
             }
         };
         if !std::mem::replace(&mut slot.dirty, true) {
-            self.entities
-                .note_dirty(EntityKey::new(w.collection.clone(), w.key.clone()));
+            self.entities.note_dirty(&w.collection, &w.key);
         }
         let quiet = match &effect {
             Effect::Won

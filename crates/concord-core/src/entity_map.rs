@@ -143,6 +143,20 @@ pub(crate) struct EntityMap {
     pending: Vec<EntityKey>,
     /// What the take in progress collected so far.
     collected: Vec<(EntityKey, Arc<Entity>)>,
+    /// The copy of a collection's name the keys listed since the take
+    /// began name it with (see [`EntityMap::note_dirty`]).
+    dirty_name: Option<Collection>,
+    /// The same for the keys the take in progress collects at a write.
+    collected_name: Option<Collection>,
+}
+
+/// The copy of `collection`'s name in `cache` (see [`EntityMap::note_dirty`]),
+/// made if `cache` holds another collection's or none.
+fn take_name(cache: &mut Option<Collection>, collection: &Collection) -> Collection {
+    match cache {
+        Some(name) if name.as_str() == collection.as_str() => name.clone(),
+        _ => cache.insert(collection.unshared()).clone(),
+    }
 }
 
 impl EntityMap {
@@ -182,10 +196,9 @@ impl EntityMap {
         };
         let slot = keys.shard_mut(key).entry_ref(key).or_default();
         if slot.dirty && slot.epoch != self.epoch {
-            self.collected.push((
-                EntityKey::new(collection.clone(), key.to_vec()),
-                Arc::clone(&slot.entity),
-            ));
+            let name = take_name(&mut self.collected_name, collection);
+            self.collected
+                .push((EntityKey::new(name, key.to_vec()), Arc::clone(&slot.entity)));
             slot.dirty = false;
         }
         if !slot.dirty {
@@ -194,9 +207,16 @@ impl EntityMap {
         slot
     }
 
-    /// Lists a key whose slot the caller just turned dirty (from clean).
-    pub(crate) fn note_dirty(&mut self, key: EntityKey) {
-        self.dirty.push(key);
+    /// Lists the key of a slot the caller just turned dirty (from clean).
+    ///
+    /// The listed keys name their collection with this take's own copy of
+    /// the name (see [`Collection::unshared`]): the checkpoint writer drops
+    /// the keys of the take before while the engine lists these, and with
+    /// one shared name every listing and every drop raised or lowered the
+    /// same count.
+    pub(crate) fn note_dirty(&mut self, collection: &Collection, key: &[u8]) {
+        let name = take_name(&mut self.dirty_name, collection);
+        self.dirty.push(EntityKey::new(name, key.to_vec()));
     }
 
     pub(crate) fn remove(&mut self, collection: &Collection, key: &[u8]) {
@@ -258,6 +278,8 @@ impl EntityMap {
         // about as many keys as the one before.
         std::mem::swap(&mut self.pending, &mut self.dirty);
         self.pending.reverse();
+        self.dirty_name = None;
+        self.collected_name = None;
         self.collected.reserve(self.pending.len());
         self.epoch += 1;
     }
