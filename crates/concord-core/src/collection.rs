@@ -20,9 +20,17 @@ pub const MAX_COLLECTION_LEN: usize = 128;
 /// assert!(Collection::new("").is_err());
 /// assert!(Collection::new("has space").is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Collection(Arc<str>);
+
+/// Serialized as its name, a string, borrowed (`serde(into = "String")`
+/// would copy the name into a new `String` for every record written).
+impl Serialize for Collection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
 
 impl Collection {
     /// Validates and wraps a collection name.

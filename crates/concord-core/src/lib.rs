@@ -28,6 +28,7 @@ mod snapshot;
 mod stats;
 mod storage;
 mod tagged_write;
+mod tagged_write_codec;
 
 pub use collection::{Collection, EntityKey, MAX_COLLECTION_LEN};
 pub use conflict::{ConflictItem, ConflictReason, ItemStatus};

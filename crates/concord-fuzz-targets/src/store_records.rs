@@ -70,7 +70,7 @@ pub fn segment_file_name(generation: u64) -> String {
     format!("{generation:020}.seg")
 }
 
-/// The key [`write_raw`] reads as the segment file of `generation`: its
+/// The key `write_raw` reads as the segment file of `generation`: its
 /// first eight bytes, big endian (missing bytes are zero).
 pub fn segment_file_key(generation: u64) -> Vec<u8> {
     generation.to_be_bytes().to_vec()
@@ -105,7 +105,7 @@ fn wal_file_of(key: &[u8]) -> String {
     )
 }
 
-/// The key [`wal_file_of`] reads as `origin`'s file from seq `first`.
+/// The key `wal_file_of` reads as `origin`'s file from seq `first`.
 pub fn wal_key(origin: u16, first: u64) -> Vec<u8> {
     [&origin.to_be_bytes()[..], &first.to_be_bytes()[..]].concat()
 }

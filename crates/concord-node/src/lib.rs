@@ -16,7 +16,7 @@
 //!   regions, client tokens and permissions, limits, and certificates for
 //!   local use;
 //! - [`metrics`]: Prometheus text on an HTTP port;
-//! - [`demo`] and [`bench`]: the `concord demo` and `concord bench` commands.
+//! - [`demo`] and [`bench`](mod@bench): the `concord demo` and `concord bench` commands.
 
 pub mod auth;
 pub mod bench;

@@ -183,7 +183,7 @@ impl Storage for SledStore {
     }
 
     /// Hands the checkpoint to the store's writer thread (see
-    /// [`CheckpointWriter`]), which encodes and writes it while the engine
+    /// `CheckpointWriter`), which encodes and writes it while the engine
     /// goes on (see the trait's contract): the engine's thread only hands
     /// the delta over.
     fn checkpoint(&mut self, delta: CheckpointDelta) -> Result<(), CoreError> {

@@ -55,13 +55,17 @@ use std::path::{Path, PathBuf};
 
 use concord_core::{CoreError, LogBounds, TaggedWrite, WriteBatch};
 use concord_crdt::RegionId;
+use concord_crdt::codec;
+#[cfg(test)]
 use serde::Serialize;
 
 use crate::StoreOptions;
 use crate::cache::TailCache;
 use crate::frame::{HEADER_LEN, Header, push_frame};
 use crate::layout::{parse_wal_file_name, wal_file_name};
-use crate::record::{corrupt_at, decode_at, encode, file_location, io_error};
+#[cfg(test)]
+use crate::record::encode;
+use crate::record::{corrupt_at, decode_at, file_location, io_error};
 
 /// What a log record is called in errors.
 const WHAT: &str = "log record";
@@ -74,9 +78,10 @@ pub(crate) const MAX_RECORD_BYTES: usize = 48 * 1024;
 /// buffer out (unsynced), which bounds the memory appends hold.
 pub(crate) const FLUSH_BYTES: usize = 1 << 20;
 
-/// The records of one batch, or of a part of one, as they are encoded: the
-/// same fields as a `WriteBatch`, so the same bytes, without copying the
-/// writes of a part.
+/// The records of one batch, or of a part of one, as serde encodes them:
+/// the same fields as a `WriteBatch`, so the same bytes, without copying
+/// the writes of a part. What [`encode_part`] is checked against.
+#[cfg(test)]
 #[derive(Serialize)]
 struct BatchPart<'a> {
     origin: RegionId,
@@ -723,13 +728,7 @@ fn encode_batch(b: &WriteBatch, out: &mut Vec<Encoded>) -> Result<usize, CoreErr
         };
         let count = u32::try_from(chunk.len())
             .map_err(|_| CoreError::Backend("too many writes in one log record".into()))?;
-        let bytes = encode(
-            WHAT,
-            &BatchPart {
-                origin: b.origin,
-                writes: chunk,
-            },
-        )?;
+        let bytes = encode_part(b.origin, chunk)?;
         let last = chunk.last().map_or(first.seq, |w| w.seq);
         out.push(Encoded {
             origin: b.origin,
@@ -740,6 +739,28 @@ fn encode_batch(b: &WriteBatch, out: &mut Vec<Encoded>) -> Result<usize, CoreErr
         });
     }
     Ok(size + b.writes.len() * std::mem::size_of::<TaggedWrite>())
+}
+
+/// The record of `writes` of `origin`: the bytes `record::encode` writes for the
+/// batch of those writes (a test checks them against serde's), with each
+/// write's body written by hand ([`TaggedWrite::encode_body_into`]).
+fn encode_part(origin: RegionId, writes: &[TaggedWrite]) -> Result<Vec<u8>, CoreError> {
+    let failed = |e: concord_crdt::CrdtError| CoreError::Backend(format!("encoding a {WHAT}: {e}"));
+    let mut bytes = Vec::with_capacity(estimated_size(writes) + 16);
+    bytes.push(codec::FORMAT_VERSION);
+    codec::put_u64(&mut bytes, u64::from(origin.get()));
+    codec::put_u64(&mut bytes, writes.len() as u64);
+    for w in writes {
+        w.encode_body_into(&mut bytes).map_err(failed)?;
+    }
+    if bytes.len() > codec::MAX_RECORD_BYTES {
+        return Err(CoreError::TooLarge {
+            what: WHAT,
+            len: bytes.len(),
+            max: codec::MAX_RECORD_BYTES,
+        });
+    }
+    Ok(bytes)
 }
 
 /// About how many bytes `writes` take encoded: their keys and values, and a
@@ -1139,6 +1160,21 @@ mod tests {
             encode(WHAT, &part).expect("encodes"),
             encode(WHAT, &tail).expect("encodes")
         );
+    }
+
+    #[test]
+    fn a_part_written_by_hand_is_what_serde_writes() {
+        let batch = sample_batch(RegionId::new(300), 1..=40);
+        for writes in [&batch.writes[..], &batch.writes[7..8], &batch.writes[..0]] {
+            let part = BatchPart {
+                origin: batch.origin,
+                writes,
+            };
+            assert_eq!(
+                encode_part(batch.origin, writes).expect("encodes"),
+                encode(WHAT, &part).expect("encodes")
+            );
+        }
     }
 
     #[test]
