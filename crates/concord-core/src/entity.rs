@@ -328,8 +328,8 @@ impl Entity {
     /// old one, without copying the old value only to drop it; any other
     /// write is applied to a whole copy.
     pub fn applied(&self, write: &TaggedWrite) -> Result<(Entity, Effect), CoreError> {
-        if let Some(replaced) = self.lww_replaced(write) {
-            return replaced;
+        if let Some(replaced) = self.lww_replaced(write)? {
+            return Ok(replaced);
         }
         let mut copy = self.clone();
         let effect = copy.apply(write)?;
@@ -339,30 +339,27 @@ impl Entity {
     /// The copy and effect of [`Entity::applied`] when `write` sets or
     /// deletes under a last-write-wins policy whose state it beats; `None`
     /// for any other write.
-    fn lww_replaced(&self, write: &TaggedWrite) -> Option<Result<(Entity, Effect), CoreError>> {
+    fn lww_replaced(&self, write: &TaggedWrite) -> Result<Option<(Entity, Effect)>, CoreError> {
         let value = match &write.op {
             Op::Set(v) => Some(v),
             Op::Delete => None,
-            _ => return None,
+            _ => return Ok(None),
         };
-        let (state, effect) = match self.state(write.policy)? {
-            PolicyState::LwwWall(reg) => {
-                let stamp = match Stamp::new(write.wall, write.origin, write.seq) {
-                    Ok(stamp) => stamp,
-                    Err(e) => return Some(Err(e.into())),
-                };
-                let (reg, effect) = replace_lww(reg, stamp, write, value)?;
-                (PolicyState::LwwWall(reg), effect)
+        let replaced = match self.state(write.policy) {
+            Some(PolicyState::LwwWall(reg)) => {
+                let stamp = Stamp::new(write.wall, write.origin, write.seq)?;
+                replace_lww(reg, stamp, write, value)
+                    .map(|(reg, effect)| (PolicyState::LwwWall(reg), effect))
             }
-            PolicyState::LwwHlc(reg) => {
-                let stamp = match Stamp::new(write.hlc, write.origin, write.seq) {
-                    Ok(stamp) => stamp,
-                    Err(e) => return Some(Err(e.into())),
-                };
-                let (reg, effect) = replace_lww(reg, stamp, write, value)?;
-                (PolicyState::LwwHlc(reg), effect)
+            Some(PolicyState::LwwHlc(reg)) => {
+                let stamp = Stamp::new(write.hlc, write.origin, write.seq)?;
+                replace_lww(reg, stamp, write, value)
+                    .map(|(reg, effect)| (PolicyState::LwwHlc(reg), effect))
             }
-            _ => return None,
+            _ => None,
+        };
+        let Some((state, effect)) = replaced else {
+            return Ok(None);
         };
         let mut state = Some(state);
         let states = self
@@ -373,7 +370,7 @@ impl Entity {
                 None => s.clone(),
             })
             .collect();
-        Some(Ok((Entity { states }, effect)))
+        Ok(Some((Entity { states }, effect)))
     }
 
     /// Adds the state of a policy the entity had none under. The first
