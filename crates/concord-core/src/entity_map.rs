@@ -1,5 +1,6 @@
 //! The engine's in-memory entity states, keyed by collection then key.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use foldhash::HashMap;
@@ -137,10 +138,11 @@ pub(crate) struct EntityMap {
     /// The current take: slots dirty in an earlier one are the take in
     /// progress's to collect.
     epoch: u64,
-    /// The keys the take in progress has still to visit, last first (so
-    /// that a step pops its keys off the end: draining them from the front
-    /// moved every key left after each step, quadratic in a large take).
-    pending: Vec<EntityKey>,
+    /// The keys the take in progress has still to visit, in the order they
+    /// turned dirty in (a queue: draining a step's keys from the front of a
+    /// vector moved every key left after each step, quadratic in a large
+    /// take).
+    pending: VecDeque<EntityKey>,
     /// What the take in progress collected so far.
     collected: Vec<(EntityKey, Arc<Entity>)>,
     /// The copy of a collection's name the keys listed since the take
@@ -274,10 +276,11 @@ impl EntityMap {
     /// are now: O(1). A take in progress must be finished first.
     pub(crate) fn begin_take(&mut self) {
         debug_assert!(!self.taking(), "a take is already in progress");
-        // The emptied list's room is the next dirty list's: a take lists
-        // about as many keys as the one before.
-        std::mem::swap(&mut self.pending, &mut self.dirty);
-        self.pending.reverse();
+        // The emptied queue's room is the next dirty list's (a take lists
+        // about as many keys as the one before); both conversions keep
+        // their buffer and move nothing (the queue is empty).
+        let emptied = Vec::from(std::mem::take(&mut self.pending));
+        self.pending = VecDeque::from(std::mem::replace(&mut self.dirty, emptied));
         self.dirty_name = None;
         self.collected_name = None;
         self.collected.reserve(self.pending.len());
@@ -287,10 +290,9 @@ impl EntityMap {
     /// Visits up to `max` of the keys the take in progress has still to
     /// collect; true once none is left.
     pub(crate) fn collect(&mut self, max: usize) -> bool {
-        // In the order entities turned dirty in (`pending` is reversed),
-        // which the delta keeps.
+        // In the order entities turned dirty in, which the delta keeps.
         for _ in 0..max {
-            let Some(key) = self.pending.pop() else {
+            let Some(key) = self.pending.pop_front() else {
                 break;
             };
             let Some(slot) = self
