@@ -41,8 +41,17 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     what: &'static str,
     value: &T,
 ) -> Result<Vec<u8>, CoreError> {
-    let bytes =
-        codec::encode(value).map_err(|e| CoreError::Backend(format!("encoding a {what}: {e}")))?;
+    within_limit(what, codec::encode(value).map_err(encoding_failed(what))?)
+}
+
+/// The error for a `what` record that would not encode.
+pub(crate) fn encoding_failed(what: &'static str) -> impl Fn(CrdtError) -> CoreError {
+    move |e| CoreError::Backend(format!("encoding a {what}: {e}"))
+}
+
+/// `bytes`, an encoded `what` record, unless it is too large for
+/// [`codec::decode`] to read back.
+pub(crate) fn within_limit(what: &'static str, bytes: Vec<u8>) -> Result<Vec<u8>, CoreError> {
     if bytes.len() > codec::MAX_RECORD_BYTES {
         return Err(CoreError::TooLarge {
             what,

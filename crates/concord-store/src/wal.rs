@@ -65,7 +65,9 @@ use crate::frame::{HEADER_LEN, Header, push_frame};
 use crate::layout::{parse_wal_file_name, wal_file_name};
 #[cfg(test)]
 use crate::record::encode;
-use crate::record::{corrupt_at, decode_at, file_location, io_error};
+use crate::record::{
+    corrupt_at, decode_at, encoding_failed, file_location, io_error, within_limit,
+};
 
 /// What a log record is called in errors.
 const WHAT: &str = "log record";
@@ -745,22 +747,15 @@ fn encode_batch(b: &WriteBatch, out: &mut Vec<Encoded>) -> Result<usize, CoreErr
 /// batch of those writes (a test checks them against serde's), with each
 /// write's body written by hand ([`TaggedWrite::encode_body_into`]).
 fn encode_part(origin: RegionId, writes: &[TaggedWrite]) -> Result<Vec<u8>, CoreError> {
-    let failed = |e: concord_crdt::CrdtError| CoreError::Backend(format!("encoding a {WHAT}: {e}"));
     let mut bytes = Vec::with_capacity(estimated_size(writes) + 16);
     bytes.push(codec::FORMAT_VERSION);
     codec::put_u64(&mut bytes, u64::from(origin.get()));
     codec::put_u64(&mut bytes, writes.len() as u64);
     for w in writes {
-        w.encode_body_into(&mut bytes).map_err(failed)?;
+        w.encode_body_into(&mut bytes)
+            .map_err(encoding_failed(WHAT))?;
     }
-    if bytes.len() > codec::MAX_RECORD_BYTES {
-        return Err(CoreError::TooLarge {
-            what: WHAT,
-            len: bytes.len(),
-            max: codec::MAX_RECORD_BYTES,
-        });
-    }
-    Ok(bytes)
+    within_limit(WHAT, bytes)
 }
 
 /// About how many bytes `writes` take encoded: their keys and values, and a
