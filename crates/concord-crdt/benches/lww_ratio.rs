@@ -23,8 +23,13 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use concord_crdt::{Lww, LwwMerge, Merge, RegionId, Stamp};
+use concord_crdt::{Lww, Merge};
 use crdts::CvRDT;
+
+#[path = "support/lww_registers.rs"]
+mod lww_registers;
+
+use lww_registers::{LwwRegisters, lww_registers};
 
 /// Merges per timed batch.
 const BATCH: usize = 4096;
@@ -64,19 +69,12 @@ fn crdts_batch(earlier: &crdts::LWWReg<u64, u64>, later: &crdts::LWWReg<u64, u64
 }
 
 fn main() {
-    let stamp = |time, origin| Stamp::new(time, RegionId::new(origin), 1).expect("seq in range");
-    let earlier: Lww<u64, u64> = Lww::new(1, stamp(100, 0));
-    let later: Lww<u64, u64> = Lww::new(2, stamp(200, 1));
-    let mut check = earlier.clone();
-    assert_eq!(check.merge(&later).expect("lww merge"), LwwMerge::Replaced);
-    let x_earlier = crdts::LWWReg {
-        val: 1u64,
-        marker: 100u64,
-    };
-    let x_later = crdts::LWWReg {
-        val: 2u64,
-        marker: 200u64,
-    };
+    let LwwRegisters {
+        earlier,
+        later,
+        x_earlier,
+        x_later,
+    } = lww_registers();
 
     let mut concord_ns = Vec::with_capacity(ROUNDS);
     let mut crdts_ns = Vec::with_capacity(ROUNDS);

@@ -52,11 +52,15 @@
 use std::time::Duration;
 
 use concord_crdt::{
-    Causality, GCounter, Lww, LwwMerge, Merge, MvRegister, PnCounter, RegionId, Stamp,
-    VersionVector,
+    Causality, GCounter, LwwMerge, Merge, MvRegister, PnCounter, RegionId, VersionVector,
 };
 use crdts::{CmRDT, CvRDT};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, black_box};
+
+#[path = "support/lww_registers.rs"]
+mod lww_registers;
+
+use lww_registers::{LwwRegisters, lww_registers};
 
 /// Regions (actors) of the 8-region workloads.
 const REGIONS: u16 = 8;
@@ -222,7 +226,7 @@ fn pncounter_merge_8(c: &mut Criterion) {
 // --------------------------------------------------------------------- lww --
 
 /// A `crdts` marker with the same ordering information as Concord's
-/// [`Stamp<u64>`]: `(time, origin, seq)`, compared lexicographically.
+/// [`Stamp<u64>`](concord_crdt::Stamp): `(time, origin, seq)`, compared lexicographically.
 type Stamp3 = (u64, u16, u64);
 
 /// One iteration: merge a register written later (time 200 vs 100) into a
@@ -239,16 +243,12 @@ type Stamp3 = (u64, u16, u64);
 /// that check (equal stamps with different values are an error), `crdts`'
 /// merge alone does not.
 fn lww_merge(c: &mut Criterion) {
-    let earlier: Lww<u64, u64> = Lww::new(1, Stamp::new(100, region(0), 1).expect("seq in range"));
-    let later: Lww<u64, u64> = Lww::new(2, Stamp::new(200, region(1), 1).expect("seq in range"));
-    let x_earlier = crdts::LWWReg {
-        val: 1u64,
-        marker: 100u64,
-    };
-    let x_later = crdts::LWWReg {
-        val: 2u64,
-        marker: 200u64,
-    };
+    let LwwRegisters {
+        earlier,
+        later,
+        x_earlier,
+        x_later,
+    } = lww_registers();
     let x3_earlier: crdts::LWWReg<u64, Stamp3> = crdts::LWWReg {
         val: 1,
         marker: (100, 0, 1),
