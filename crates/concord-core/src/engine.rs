@@ -188,6 +188,9 @@ pub struct Engine<S: Storage> {
 }
 
 impl<S: Storage> Engine<S> {
+    /// How many writes [`Engine::warm`] should read ahead at a time.
+    pub const WARM_AHEAD: usize = crate::entity_map::WARM_GROUP;
+
     /// Opens the engine on `storage`: loads the last checkpoint and replays
     /// the log past it.
     pub fn open(
@@ -504,6 +507,16 @@ impl<S: Storage> Engine<S> {
             .into());
         }
         Ok(seq)
+    }
+
+    /// Reads the entities these writes will change into the cache, so that
+    /// writing them one by one does not wait on the memory for each in
+    /// turn. A caller about to [`Engine::write`] many writes calls it for
+    /// each [`Engine::WARM_AHEAD`] of them before writing them: what it
+    /// reads stays in the cache that long. It changes nothing.
+    pub fn warm(&self, writes: &[ClientWrite]) {
+        self.entities
+            .warm(writes.iter().map(|w| (&w.collection, &w.key[..])));
     }
 
     /// Accepts a client write: tags it, applies it here, and queues it for

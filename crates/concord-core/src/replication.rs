@@ -185,8 +185,16 @@ impl<S: Storage> Engine<S> {
         }
         let mut logged = Vec::new();
         if origin != self.config.region {
-            for w in batch.writes {
-                self.offer(w, &mut logged)?;
+            let mut rest = batch.writes.into_iter();
+            while !rest.as_slice().is_empty() {
+                // The next writes' entities, read into the cache together.
+                let ahead = rest.as_slice();
+                let n = ahead.len().min(Self::WARM_AHEAD);
+                self.entities
+                    .warm(ahead[..n].iter().map(|w| (&w.collection, &w.key[..])));
+                for w in rest.by_ref().take(n) {
+                    self.offer(w, &mut logged)?;
+                }
             }
             self.drain(origin, &mut logged)?;
             if !logged.is_empty() {

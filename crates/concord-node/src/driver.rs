@@ -517,19 +517,26 @@ impl Driver {
             }
         }
         let mut last = None;
-        for w in writes {
-            match self.engine.write(w) {
-                Ok(a) => last = Some(a),
-                Err(e) => {
-                    // Checked above: only a failure of the engine itself
-                    // (a clock beyond its drift bound, a counter overflow).
-                    // The writes before it stand and are committed.
-                    if let Some(a) = last {
-                        self.dirty = true;
-                        let _ = reply.accepted.send(a.write);
+        let mut rest = writes.into_iter();
+        while !rest.as_slice().is_empty() {
+            // The next writes' entities, read into the cache together.
+            let ahead = rest.as_slice();
+            let n = ahead.len().min(NodeEngine::WARM_AHEAD);
+            self.engine.warm(&ahead[..n]);
+            for w in rest.by_ref().take(n) {
+                match self.engine.write(w) {
+                    Ok(a) => last = Some(a),
+                    Err(e) => {
+                        // Checked above: only a failure of the engine itself
+                        // (a clock beyond its drift bound, a counter overflow).
+                        // The writes before it stand and are committed.
+                        if let Some(a) = last {
+                            self.dirty = true;
+                            let _ = reply.accepted.send(a.write);
+                        }
+                        let _ = reply.done.send(Err(NodeError::Core(e)));
+                        return;
                     }
-                    let _ = reply.done.send(Err(NodeError::Core(e)));
-                    return;
                 }
             }
         }
