@@ -155,6 +155,37 @@ fn later_segments_override_earlier_ones_in_order() {
     assert_eq!(store.load_checkpoint().unwrap(), model.checkpoint());
 }
 
+/// Large deltas with each key many times over: the runs of one key cross
+/// the groups a checkpoint copies its entries in, and still only the last
+/// of each run is stored.
+#[test]
+fn every_run_of_a_key_keeps_its_last_entry_in_a_large_delta() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut store = SledStore::open(dir.path()).expect("a new store opens");
+    let mut model = Model::default();
+    let mut distinct = 0;
+    for n in 1..=3 {
+        let d = delta(n, 2_000, 150);
+        distinct += d
+            .entities
+            .iter()
+            .map(|(k, _)| k)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        store.checkpoint(d.clone()).expect("a checkpoint");
+        model.apply(&d);
+        assert_eq!(
+            store.load_checkpoint().unwrap(),
+            model.checkpoint(),
+            "after {n}"
+        );
+    }
+    drop(store);
+    let (generations, entries) = generations_and_entries(dir.path());
+    assert_eq!(generations, vec![1, 2, 3], "no compaction yet");
+    assert_eq!(entries, distinct as u64, "one entry per key and delta");
+}
+
 #[test]
 fn compaction_keeps_exactly_the_live_state() {
     let dir = tempfile::tempdir().expect("a temporary directory");
