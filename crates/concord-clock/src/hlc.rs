@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::error::ClockError;
+use crate::wall_time::WallTime;
 
 /// Number of low bits holding the logical counter in the `hlc-gen` layout.
 const LOGICAL_BITS: u32 = 22;
@@ -348,7 +349,41 @@ impl Hlc {
     /// # Ok::<(), ClockError>(())
     /// ```
     pub fn now(&self) -> Result<HlcTime, ClockError> {
-        let local_ms = self.local_physical_ms()?;
+        self.tick_at(self.local_physical_ms()?)
+    }
+
+    /// [`Hlc::now`] for a physical reading the caller has just taken from
+    /// this clock's own [`Clock`] (one read of the clock for an event that
+    /// needs both its wall time and its HLC time).
+    ///
+    /// The guarantees are those of [`Hlc::now`]: the result is strictly
+    /// greater than everything before, whatever `wall` says.
+    ///
+    /// # Errors
+    ///
+    /// As [`Hlc::now`], with `wall` as the physical clock's reading.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use concord_clock::{Clock, Hlc, ManualClock, WallTime};
+    ///
+    /// let clock = Arc::new(ManualClock::new(WallTime::from_micros(1_795_463_387_123_999)));
+    /// let hlc = Hlc::new(clock.clone(), Duration::ZERO);
+    /// let wall = clock.now();
+    /// let t = hlc.now_at(wall)?;
+    /// assert_eq!((t.physical_millis(), t.logical()), (1_795_463_387_123, 0));
+    /// assert!(hlc.now_at(wall)? > t);
+    /// # Ok::<(), concord_clock::ClockError>(())
+    /// ```
+    pub fn now_at(&self, wall: WallTime) -> Result<HlcTime, ClockError> {
+        self.tick_at(physical_ms(wall)?)
+    }
+
+    /// The local event at physical time `local_ms` (range-checked).
+    fn tick_at(&self, local_ms: i64) -> Result<HlcTime, ClockError> {
         let _tick = self.lock_tick();
         self.generator.set_current_timestamp(local_ms);
         match self.generator.next_timestamp() {
@@ -497,18 +532,23 @@ impl Hlc {
 
     /// Reads the physical clock in milliseconds, checking it fits the HLC.
     fn local_physical_ms(&self) -> Result<i64, ClockError> {
-        let unix_ms = self.clock.now().as_millis();
-        if (HlcTime::MIN_PHYSICAL_MS..=HlcTime::MAX_PHYSICAL_MS).contains(&unix_ms) {
-            Ok(unix_ms)
-        } else {
-            Err(ClockError::PhysicalOutOfRange { unix_ms })
-        }
+        physical_ms(self.clock.now())
     }
 
     fn lock_tick(&self) -> MutexGuard<'_, ()> {
         // The guarded data is `()`; the HLC state itself is atomic, so a
         // poisoned lock carries no broken invariant.
         self.tick.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `wall` in milliseconds, checked to fit an HLC's physical part.
+fn physical_ms(wall: WallTime) -> Result<i64, ClockError> {
+    let unix_ms = wall.as_millis();
+    if (HlcTime::MIN_PHYSICAL_MS..=HlcTime::MAX_PHYSICAL_MS).contains(&unix_ms) {
+        Ok(unix_ms)
+    } else {
+        Err(ClockError::PhysicalOutOfRange { unix_ms })
     }
 }
 
@@ -688,6 +728,23 @@ mod tests {
         let clock = Arc::new(ManualClock::new(WallTime::from_micros(T0_MS * 1_000 + 999)));
         let hlc = Hlc::new(clock, Duration::ZERO);
         assert_eq!(hlc.now().unwrap().physical_millis(), T0_MS);
+    }
+
+    #[test]
+    fn now_at_takes_its_physical_part_from_the_reading_and_still_increases() {
+        let (_clock, hlc) = manual_hlc(T0_MS, Duration::ZERO);
+        let later = WallTime::from_micros((T0_MS + 5) * 1_000 + 999);
+        let t = hlc.now_at(later).unwrap();
+        assert_eq!((t.physical_millis(), t.logical()), (T0_MS + 5, 0));
+        // A reading behind the last event: the logical part moves on.
+        let earlier = WallTime::from_micros(T0_MS * 1_000);
+        let u = hlc.now_at(earlier).unwrap();
+        assert_eq!((u.physical_millis(), u.logical()), (T0_MS + 5, 1));
+        assert_eq!(
+            hlc.now_at(WallTime::from_micros(0)),
+            Err(ClockError::PhysicalOutOfRange { unix_ms: 0 })
+        );
+        assert_eq!(hlc.last(), u, "an error leaves the state as it was");
     }
 
     #[test]

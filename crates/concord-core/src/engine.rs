@@ -650,8 +650,9 @@ impl<S: Storage> Engine<S> {
     ) -> Result<Accepted, CoreError> {
         let region = self.config.region;
         let seq = self.next_seq()?;
-        let mut hlc = self.hlc.now()?;
+        // One reading of the clock for both stamps.
         let mut wall = self.clock.now();
+        let mut hlc = self.hlc.now_at(wall)?;
         if let Some((h, w)) = after {
             hlc = hlc.max(HlcTime::from_u64(h.as_u64().saturating_add(1)));
             wall = wall.max(WallTime::from_micros(w.as_micros().saturating_add(1)));

@@ -201,6 +201,9 @@ impl Entity {
     /// without a dot, and whatever the merge type refuses (collisions, gaps,
     /// overflow); on error the entity is unchanged.
     pub fn apply(&mut self, write: &TaggedWrite) -> Result<Effect, CoreError> {
+        if let Some(effect) = self.supersede_in_place(write)? {
+            return Ok(effect);
+        }
         let value = match (&write.op, write.policy) {
             (Op::Set(v), _) => Some(v.clone()),
             (Op::Delete, p) if p != Policy::Counter => None,
@@ -271,6 +274,31 @@ impl Entity {
             }
             Policy::Counter => unreachable!("handled above"),
         }
+    }
+
+    /// [`Entity::apply`] of a last-write-wins set or delete that beats the
+    /// current version of its own origin (an update in the origin's order:
+    /// see [`superseded`]), written into that version in place: its value's
+    /// storage is reused, and nothing is allocated or freed when the new
+    /// value fits it. `None` for any other write, which `apply` goes on with.
+    fn supersede_in_place(&mut self, write: &TaggedWrite) -> Result<Option<Effect>, CoreError> {
+        let value = match &write.op {
+            Op::Set(v) => Some(v),
+            Op::Delete => None,
+            _ => return Ok(None),
+        };
+        let done = match (write.policy, self.slot(write.policy)) {
+            (Policy::LwwWall, Some(PolicyState::LwwWall(reg))) => {
+                let stamp = Stamp::new(write.wall, write.origin, write.seq)?;
+                overwrite_lww(reg, stamp, write, value)
+            }
+            (Policy::LwwHlc, Some(PolicyState::LwwHlc(reg))) => {
+                let stamp = Stamp::new(write.hlc, write.origin, write.seq)?;
+                overwrite_lww(reg, stamp, write, value)
+            }
+            _ => false,
+        };
+        Ok(done.then_some(Effect::Superseded))
     }
 
     fn apply_counter(
@@ -414,6 +442,37 @@ fn lww_join<T: Ord + Copy>(
     Ok(lost.filter(|(loser, winner)| !superseded(loser.write, *winner)))
 }
 
+/// Values up to this long reuse an old value's storage however small they
+/// are (see [`overwrite_lww`]).
+const REUSE_MIN: usize = 64;
+
+/// Writes `write` (of `stamp`, setting `value`) into `reg`'s version in
+/// place when it beats it and supersedes it; false, with `reg` unchanged,
+/// otherwise.
+fn overwrite_lww<T: Ord>(
+    reg: &mut Lww<T, Version>,
+    stamp: Stamp<T>,
+    write: &TaggedWrite,
+    value: Option<&Vec<u8>>,
+) -> bool {
+    if !superseded(reg.value().write, write.write_ref()) {
+        return false;
+    }
+    reg.set_with(stamp, |version| {
+        match (&mut version.value, value) {
+            // Reused only while it is not far larger than the new value: a
+            // large value updated to a small one gives its memory back.
+            (Some(old), Some(new)) if old.capacity() <= new.len().max(REUSE_MIN) * 2 => {
+                old.clone_from(new);
+            }
+            (old, new) => *old = new.cloned(),
+        }
+        version.write = write.write_ref();
+        version.hlc = write.hlc;
+        version.wall = write.wall;
+    })
+}
+
 /// Offers `version` to an LWW register and says who lost.
 /// The register `write` (of `stamp`, setting `value`) makes of `reg` when
 /// it beats it, and the effect, as [`set_lww`] reports it; `None` when it
@@ -493,6 +552,40 @@ mod tests {
                 .then(|| concord_crdt::Dot::new(RegionId::new(0), 1)),
             op,
         }
+    }
+
+    fn lww_value(e: &Entity) -> &Vec<u8> {
+        match e.state(Policy::LwwHlc) {
+            Some(PolicyState::LwwHlc(reg)) => reg.value().value.as_ref().expect("a value"),
+            other => panic!("expected an lww-hlc value, got {other:?}"),
+        }
+    }
+
+    /// An update by the origin of the current version is written into it:
+    /// the value's storage is reused (no allocation, no free), unless it is
+    /// far larger than the new value, which then gets storage of its own.
+    #[test]
+    fn a_superseding_write_reuses_the_value_storage_unless_far_larger() {
+        let mut e = Entity::new();
+        e.apply(&write(1, Policy::LwwHlc, Op::Set(vec![1; 100])))
+            .expect("applies");
+        let storage = lww_value(&e).as_ptr();
+        let effect = e
+            .apply(&write(2, Policy::LwwHlc, Op::Set(vec![2; 90])))
+            .expect("applies");
+        assert_eq!(effect, Effect::Superseded);
+        assert_eq!(lww_value(&e), &vec![2; 90]);
+        assert_eq!(lww_value(&e).as_ptr(), storage, "the same storage");
+
+        e.apply(&write(3, Policy::LwwHlc, Op::Set(vec![3; 10_000])))
+            .expect("applies");
+        e.apply(&write(4, Policy::LwwHlc, Op::Set(vec![4; 8])))
+            .expect("applies");
+        assert_eq!(lww_value(&e), &vec![4; 8]);
+        assert!(
+            lww_value(&e).capacity() < 1_000,
+            "a small value does not keep a large one's storage"
+        );
     }
 
     /// A new entity's first state is inline (no allocation beside the

@@ -190,6 +190,35 @@ impl<T: Ord, V> Lww<T, V> {
         (self.value, self.stamp)
     }
 
+    /// Offers a write whose value is written into the current one: if
+    /// `stamp` is greater than the register's, the stamp becomes `stamp`,
+    /// `update` rewrites the value in place (so it can reuse the value's
+    /// storage, as `Vec::clone_from` does), and the result is true. Otherwise
+    /// nothing changes and the result is false: an equal or older stamp is
+    /// for [`Lww::set`] to decide.
+    ///
+    /// Nothing is handed back, so this is for a caller that knows the
+    /// current value need not be kept (e.g. it is superseded).
+    ///
+    /// ```
+    /// use concord_crdt::{Lww, RegionId, Stamp};
+    /// let r = RegionId::new(0);
+    /// let mut reg = Lww::new(vec![1u8, 2, 3], Stamp::new(10u64, r, 1)?);
+    /// assert!(reg.set_with(Stamp::new(11u64, r, 2)?, |v| v.clone_from(&vec![4, 5])));
+    /// assert_eq!((reg.value(), reg.stamp().seq()), (&vec![4, 5], 2));
+    /// assert!(!reg.set_with(Stamp::new(9u64, r, 3)?, |v| v.clear()));
+    /// assert_eq!(reg.value(), &vec![4, 5]);
+    /// # Ok::<(), concord_crdt::CrdtError>(())
+    /// ```
+    pub fn set_with(&mut self, stamp: Stamp<T>, update: impl FnOnce(&mut V)) -> bool {
+        if stamp <= self.stamp {
+            return false;
+        }
+        self.stamp = stamp;
+        update(&mut self.value);
+        true
+    }
+
     /// Offers a write; it takes effect only if its stamp is greater.
     ///
     /// When the write replaces the current value, that value is handed back

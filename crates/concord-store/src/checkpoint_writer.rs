@@ -43,10 +43,7 @@ impl CheckpointWriter {
                 crate::background::lower_this_thread();
                 let mut scratch = PrepareScratch::default();
                 for delta in inbox {
-                    let outcome = State::prepare(&delta, &mut scratch).and_then(|prepared| {
-                        // The states the engine has replaced since are
-                        // freed here, not on the engine's thread.
-                        drop(delta);
+                    let outcome = State::prepare(delta, &mut scratch).and_then(|prepared| {
                         state.commit(prepared)?;
                         db.flush().map(drop).map_err(backend)
                     });

@@ -489,7 +489,7 @@ impl State {
     /// Encodes `delta`: the part of a checkpoint that needs the engine's
     /// state but not the store's trees.
     pub(crate) fn prepare(
-        delta: &CheckpointDelta,
+        mut delta: CheckpointDelta,
         scratch: &mut PrepareScratch,
     ) -> Result<Prepared, CoreError> {
         // Each entity's key and record, encoded in the delta's order into
@@ -504,11 +504,16 @@ impl State {
         spans.clear();
         bytes.reserve(delta.entities.len() * 160);
         spans.reserve(delta.entities.len());
-        for (n, (key, state)) in delta.entities.iter().enumerate() {
+        // Each entry is dropped as soon as it is encoded, while its lines
+        // are in the cache: dropped all together after, each reference
+        // count and key was a cache miss again (and a state the engine has
+        // replaced since is freed here, not on the engine's thread).
+        let entities = std::mem::take(&mut delta.entities);
+        for (n, (key, state)) in entities.into_iter().enumerate() {
             let key_start = bytes.len();
-            write_entity_key(key, bytes);
+            write_entity_key(&key, bytes);
             let record_start = bytes.len();
-            encode_entity_into(ENTITY, state, bytes)?;
+            encode_entity_into(ENTITY, &state, bytes)?;
             spans.push(Span {
                 key_start,
                 record_start,
