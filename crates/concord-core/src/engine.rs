@@ -78,14 +78,6 @@ pub struct Outgoing {
     pub message: PeerMessage,
 }
 
-/// A checkpoint begun: everything but its entities, and the cursors it
-/// covers (the log is trimmed only up to a stored checkpoint's).
-#[derive(Debug)]
-pub(crate) struct Collecting {
-    delta: CheckpointDelta,
-    applied: BTreeMap<RegionId, u64>,
-}
-
 /// What [`Engine::commit`] made durable.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CommitReport {
@@ -165,8 +157,6 @@ pub struct Engine<S: Storage> {
     pub(crate) lag: BTreeMap<RegionId, LagTracker>,
     pub(crate) stats: Stats,
     pub(crate) since_checkpoint: u64,
-    /// A checkpoint begun and still collecting its entities.
-    pub(crate) collecting: Option<Collecting>,
     /// Per origin: the cursor of the last checkpoint (the log past it is
     /// needed for replay and is never trimmed).
     pub(crate) checkpointed: BTreeMap<RegionId, u64>,
@@ -257,7 +247,6 @@ impl<S: Storage> Engine<S> {
             lag,
             stats: Stats::default(),
             since_checkpoint: 0,
-            collecting: None,
             checkpointed: cursors.iter().copied().collect(),
             trimmed: BTreeMap::new(),
             own_writes_behind: None,
@@ -797,19 +786,7 @@ impl<S: Storage> Engine<S> {
         if source == Source::Remote && !self.collections.contains_key(&w.collection) {
             self.stats.unknown_collection += 1;
         }
-        let slot = self.entities.slot(&w.collection, &w.key);
-        let effect = match slot.apply(w) {
-            Ok(effect) => effect,
-            Err(e) => {
-                if slot.entity.states().is_empty() {
-                    self.entities.remove(&w.collection, &w.key);
-                }
-                return Err(e);
-            }
-        };
-        if !std::mem::replace(&mut slot.dirty, true) {
-            self.entities.note_dirty(&w.collection, &w.key);
-        }
+        let effect = self.entities.apply(w)?;
         let quiet = match &effect {
             Effect::Won
             | Effect::Superseded
@@ -951,38 +928,17 @@ impl<S: Storage> Engine<S> {
 
     /// Writes a checkpoint: commits first, then stores every entity, queue
     /// item and loser record changed since the last one, with the cursors.
-    /// A checkpoint begun by [`Engine::tick`] and still collecting its
-    /// entities is finished and stored first.
     pub fn checkpoint(&mut self) -> Result<CommitReport, CoreError> {
-        self.collect_checkpoint(usize::MAX)?;
-        let report = self.begin_checkpoint()?;
-        self.collect_checkpoint(usize::MAX)?;
-        Ok(report)
+        self.begin_checkpoint()
     }
 
-    /// Goes on with the checkpoint [`Engine::tick`] began, if any: takes up
-    /// to [`EngineConfig::checkpoint_step`] more of its entities (4,096 by
-    /// default: about a millisecond of lookups), and hands it to storage
-    /// once it has them all. A node calls this between batches of work, so
-    /// that taking the entities of a checkpoint (a hash lookup each) never
-    /// stalls its thread for long; ticks go on with it too.
-    pub fn step_checkpoint(&mut self) -> Result<(), CoreError> {
-        self.collect_checkpoint(self.config.checkpoint_step.max(1))
-    }
-
-    /// Whether a checkpoint is begun and still collecting its entities.
-    pub fn checkpoint_collecting(&self) -> bool {
-        self.collecting.is_some()
-    }
-
-    /// Commits, then begins a checkpoint of the state as it is now: the
-    /// cursors, queue and loser changes and metadata are taken at once; the
-    /// entities changed are collected by [`Engine::collect_checkpoint`] (a
-    /// write to one not collected yet collects it first, so the checkpoint
-    /// holds each as it is now).
+    /// Commits, then hands storage a checkpoint of the state as it is now:
+    /// the cursors, the entities, queue items and loser records changed
+    /// since the last one, and the metadata, all taken at once (the
+    /// entities' states are shared with the engine, copied on write).
     pub(crate) fn begin_checkpoint(&mut self) -> Result<CommitReport, CoreError> {
         let report = self.commit()?;
-        self.entities.begin_take();
+        let entities = self.entities.begin_take();
         let (queue, queue_removed) = self.queue.take_delta();
         let (losers, losers_purged_through) = self.losers.take_delta();
         let meta = EngineMeta {
@@ -1004,36 +960,19 @@ impl<S: Storage> Engine<S> {
             handoffs: self.handoffs.clone(),
             applied_walls: self.applied_wall.iter().map(|(r, w)| (*r, *w)).collect(),
         };
-        self.collecting = Some(Collecting {
-            delta: CheckpointDelta {
-                cursors: self.cursors(),
-                entities: Vec::new(),
-                queue,
-                queue_removed,
-                losers,
-                losers_purged_through,
-                meta,
-            },
-            applied: self.applied.clone(),
-        });
+        self.storage.checkpoint(CheckpointDelta {
+            cursors: self.cursors(),
+            entities,
+            queue,
+            queue_removed,
+            losers,
+            losers_purged_through,
+            meta,
+        })?;
+        self.checkpointed = self.applied.clone();
         self.since_checkpoint = 0;
         self.ownership_changed = false;
         Ok(report)
-    }
-
-    /// Collects up to `max` entities of the checkpoint begun, if any, and
-    /// hands it to storage once it has them all.
-    pub(crate) fn collect_checkpoint(&mut self, max: usize) -> Result<(), CoreError> {
-        if self.collecting.is_none() || !self.entities.collect(max) {
-            return Ok(());
-        }
-        let Some(Collecting { mut delta, applied }) = self.collecting.take() else {
-            return Ok(());
-        };
-        delta.entities = self.entities.finish_take();
-        self.storage.checkpoint(delta)?;
-        self.checkpointed = applied;
-        Ok(())
     }
 
     /// Drops closed queue items and loser records older than `before`.

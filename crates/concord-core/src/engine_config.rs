@@ -27,10 +27,6 @@ pub struct EngineConfig {
     pub loser_log_capacity: usize,
     /// Checkpoint after this many applied writes (see [`crate::Engine::tick`]).
     pub checkpoint_every: u64,
-    /// Entities a checkpoint being collected takes per
-    /// [`crate::Engine::step_checkpoint`] or tick (at least 1): each is a
-    /// hash lookup, so this bounds how long a step holds the engine.
-    pub checkpoint_step: usize,
     /// Send a heartbeat to a peer after this long without sending it anything.
     pub heartbeat_every: Duration,
     /// Lag thresholds for channel status.
@@ -58,7 +54,6 @@ impl EngineConfig {
             max_held_per_origin: 100_000,
             loser_log_capacity: 100_000,
             checkpoint_every: 50_000,
-            checkpoint_step: 4096,
             heartbeat_every: Duration::from_millis(500),
             lag: LagThresholds::default(),
             max_key_bytes: 4 * 1024,

@@ -1,6 +1,5 @@
 //! The engine's in-memory entity states, keyed by collection then key.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use foldhash::HashMap;
@@ -73,16 +72,8 @@ impl Keys {
         self.shard(key).get(key)
     }
 
-    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Slot> {
-        self.shard_mut(key).get_mut(key)
-    }
-
     fn insert(&mut self, key: &[u8], slot: Slot) {
         self.shard_mut(key).insert(MapKey::from_slice(key), slot);
-    }
-
-    fn remove(&mut self, key: &[u8]) {
-        self.shard_mut(key).remove(key);
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8], &Slot)> + '_ {
@@ -92,71 +83,75 @@ impl Keys {
     }
 }
 
-/// One entity's state and whether it changed since the last checkpoint.
+/// One entity's state, and where the list of changed entities holds it.
 ///
-/// The state is shared with the checkpoint that took it (copy on write): a
-/// checkpoint takes a reference, not a copy, and a write clones the state
-/// only while a checkpoint still holds it.
+/// The state is shared with that list and with the checkpoint that took it
+/// (copy on write): listing or taking it is a reference, not a copy.
 #[derive(Debug, Default)]
-pub(crate) struct Slot {
-    pub(crate) entity: Arc<Entity>,
-    pub(crate) dirty: bool,
-    /// The take it turned dirty in (see [`EntityMap::begin_take`]): dirty
-    /// in an earlier take than the map's current one means the take in
-    /// progress still has to collect it.
+struct Slot {
+    entity: Arc<Entity>,
+    /// The take it was last listed for (see [`EntityMap::begin_take`]):
+    /// the map's current one means it is in the list, at `listed_at`.
     epoch: u64,
+    /// Its place in the list, while listed.
+    listed_at: usize,
 }
 
-impl Slot {
-    /// Applies `write` to the state: in place, or, if a checkpoint still
-    /// holds the state, to a copy that replaces it here (see
-    /// [`Entity::applied`]).
-    pub(crate) fn apply(&mut self, write: &TaggedWrite) -> Result<Effect, CoreError> {
-        if let Some(entity) = Arc::get_mut(&mut self.entity) {
-            return entity.apply(write);
-        }
-        let (entity, effect) = self.entity.applied(write)?;
-        self.entity = Arc::new(entity);
-        Ok(effect)
+/// Applies `write` to `entity`: in place, or, if something else still
+/// holds the state (a checkpoint being written), to a copy that replaces it
+/// here (see [`Entity::applied`]).
+fn apply_to(entity: &mut Arc<Entity>, write: &TaggedWrite) -> Result<Effect, CoreError> {
+    if let Some(state) = Arc::get_mut(entity) {
+        return state.apply(write);
     }
+    let (state, effect) = entity.applied(write)?;
+    *entity = Arc::new(state);
+    Ok(effect)
 }
 
 /// Entities by collection, then by key. Two levels so a write finds its
 /// entity by borrowing its collection and key, without building an owned
-/// key. The dirty flag lives beside the state, and the keys that turned
-/// dirty are listed, so a checkpoint visits only them, not every entity.
+/// key.
 ///
-/// Taking the changed entities for a checkpoint visits each of them (a hash
-/// lookup, a reference count: with a million entities, mostly cache
-/// misses), so it can be spread out: [`EntityMap::begin_take`] starts a
-/// take in O(1), [`EntityMap::collect`] visits some of the listed keys at a
-/// time, and in between, a write to an entity the take has not collected
-/// yet collects it first (in [`EntityMap::slot`]), so the take still holds
-/// every entity as it was when the take began.
-#[derive(Debug, Default)]
+/// The entities changed since the last checkpoint are listed, each once,
+/// with their key and a reference to their current state: taking them for
+/// a checkpoint ([`EntityMap::begin_take`]) is taking the list, in O(1),
+/// with no lookup. Before, the list held keys only, and a checkpoint looked
+/// each one up again to take its state: a second hash lookup (cache misses,
+/// with a million entities) for every entity written.
+///
+/// A write to a listed entity lets go of the list's reference while it
+/// applies, so the state changes in place, then lists the state again; a
+/// state a taken checkpoint still holds is copied on write instead, so the
+/// checkpoint keeps it as it was when taken.
+#[derive(Debug)]
 pub(crate) struct EntityMap {
     collections: HashMap<Collection, Keys>,
-    /// Keys whose slot turned dirty since the current take began (each
-    /// once; a key removed since may still be listed).
-    dirty: Vec<EntityKey>,
-    /// The current take: slots dirty in an earlier one are the take in
-    /// progress's to collect.
+    /// The entities changed since the current take began, in the order
+    /// they changed in, with their current states.
+    listed: Vec<(EntityKey, Arc<Entity>)>,
+    /// The current take (from 1: a slot of take 0 was never listed).
     epoch: u64,
-    /// The keys the take in progress has still to visit, in the order they
-    /// turned dirty in (a queue: draining a step's keys from the front of a
-    /// vector moved every key left after each step, quadratic in a large
-    /// take).
-    pending: VecDeque<EntityKey>,
-    /// What the take in progress collected so far.
-    collected: Vec<(EntityKey, Arc<Entity>)>,
+    /// What the list holds of an entity while a write changes it in place.
+    placeholder: Arc<Entity>,
     /// The copy of a collection's name the keys listed since the take
-    /// began name it with (see [`EntityMap::note_dirty`]).
-    dirty_name: Option<Collection>,
-    /// The same for the keys the take in progress collects at a write.
-    collected_name: Option<Collection>,
+    /// began name it with (see [`EntityMap::list`]).
+    listed_name: Option<Collection>,
 }
 
-/// The copy of `collection`'s name in `cache` (see [`EntityMap::note_dirty`]),
+impl Default for EntityMap {
+    fn default() -> Self {
+        Self {
+            collections: HashMap::default(),
+            listed: Vec::new(),
+            epoch: 1,
+            placeholder: Arc::default(),
+            listed_name: None,
+        }
+    }
+}
+
+/// The copy of `collection`'s name in `cache` (see [`EntityMap::list`]),
 /// made if `cache` holds another collection's or none.
 fn take_name(cache: &mut Option<Collection>, collection: &Collection) -> Collection {
     match cache {
@@ -173,8 +168,8 @@ impl EntityMap {
                 &k.key,
                 Slot {
                     entity: Arc::new(entity),
-                    dirty: false,
                     epoch: 0,
+                    listed_at: 0,
                 },
             );
         }
@@ -221,65 +216,60 @@ impl EntityMap {
         std::hint::black_box(seen);
     }
 
-    /// The slot of the entity, created empty if it does not exist yet.
-    ///
-    /// The caller may change the state and mark the slot dirty: if the take
-    /// in progress has not collected this entity yet, it is collected first,
-    /// as it is (see [`EntityMap`]).
-    pub(crate) fn slot(&mut self, collection: &Collection, key: &[u8]) -> &mut Slot {
+    /// Applies `write` to its entity (created if it does not exist yet) and
+    /// lists the entity as changed. On error the entity is as it was, and
+    /// one the write would have created does not exist.
+    pub(crate) fn apply(&mut self, write: &TaggedWrite) -> Result<Effect, CoreError> {
+        let (collection, key) = (&write.collection, &write.key[..]);
         if !self.collections.contains_key(collection) {
             self.collections.insert(collection.clone(), Keys::default());
         }
         let Some(keys) = self.collections.get_mut(collection) else {
             unreachable!("inserted above");
         };
-        let slot = keys.shard_mut(key).entry_ref(key).or_default();
-        if slot.dirty && slot.epoch != self.epoch {
-            let name = take_name(&mut self.collected_name, collection);
-            self.collected
-                .push((EntityKey::new(name, key.to_vec()), Arc::clone(&slot.entity)));
-            slot.dirty = false;
-        }
-        if !slot.dirty {
-            slot.epoch = self.epoch;
-        }
-        slot
-    }
-
-    /// Lists the key of a slot the caller just turned dirty (from clean).
-    ///
-    /// The listed keys name their collection with this take's own copy of
-    /// the name (see [`Collection::unshared`]): the checkpoint writer drops
-    /// the keys of the take before while the engine lists these, and with
-    /// one shared name every listing and every drop raised or lowered the
-    /// same count.
-    pub(crate) fn note_dirty(&mut self, collection: &Collection, key: &[u8]) {
-        let name = take_name(&mut self.dirty_name, collection);
-        self.dirty.push(EntityKey::new(name, key.to_vec()));
-    }
-
-    pub(crate) fn remove(&mut self, collection: &Collection, key: &[u8]) {
-        if let Some(keys) = self.collections.get_mut(collection) {
-            if let Some(slot) = keys.get_mut(key)
-                && slot.dirty
-                && slot.epoch != self.epoch
-            {
-                // The take in progress holds it as it was.
-                self.collected.push((
-                    EntityKey::new(collection.clone(), key.to_vec()),
-                    Arc::clone(&slot.entity),
-                ));
+        let shard = keys.shard_mut(key);
+        let slot = shard.entry_ref(key).or_default();
+        let listed = (slot.epoch == self.epoch)
+            .then(|| self.listed.get_mut(slot.listed_at))
+            .flatten();
+        let Some((_, state)) = listed else {
+            let result = apply_to(&mut slot.entity, write);
+            if result.is_ok() {
+                slot.epoch = self.epoch;
+                slot.listed_at = self.listed.len();
+                let name = take_name(&mut self.listed_name, collection);
+                self.listed
+                    .push((EntityKey::new(name, key.to_vec()), Arc::clone(&slot.entity)));
+            } else if slot.entity.states().is_empty() {
+                shard.remove(key);
             }
-            keys.remove(key);
-        }
+            return result;
+        };
+        // The list lets go while the write applies, so that the state
+        // changes in place, then holds it again (changed or, on error, not).
+        *state = Arc::clone(&self.placeholder);
+        let result = apply_to(&mut slot.entity, write);
+        *state = Arc::clone(&slot.entity);
+        result
     }
 
-    /// Sets an entity's state and marks it changed.
+    /// Sets an entity's state and lists it as changed.
     pub(crate) fn insert(&mut self, key: EntityKey, entity: Entity) {
-        let slot = self.slot(&key.collection, &key.key);
+        let slot = self
+            .collections
+            .entry(key.collection.clone())
+            .or_default()
+            .shard_mut(&key.key)
+            .entry_ref(&key.key[..])
+            .or_default();
         slot.entity = Arc::new(entity);
-        if !std::mem::replace(&mut slot.dirty, true) {
-            self.dirty.push(key);
+        match self.listed.get_mut(slot.listed_at) {
+            Some((_, state)) if slot.epoch == self.epoch => *state = Arc::clone(&slot.entity),
+            _ => {
+                slot.epoch = self.epoch;
+                slot.listed_at = self.listed.len();
+                self.listed.push((key, Arc::clone(&slot.entity)));
+            }
         }
     }
 
@@ -302,75 +292,105 @@ impl EntityMap {
             .flat_map(|keys| keys.iter().map(|(k, s)| (k, &*s.entity)))
     }
 
-    /// Whether a take is in progress (begun, not yet finished by
-    /// [`EntityMap::finish_take`]), as far as it shows: one that has
-    /// nothing to collect needs no finishing.
-    fn taking(&self) -> bool {
-        !self.pending.is_empty() || !self.collected.is_empty()
-    }
-
-    /// Starts a take of the entities changed since the last one, as they
-    /// are now: O(1). A take in progress must be finished first.
-    pub(crate) fn begin_take(&mut self) {
-        debug_assert!(!self.taking(), "a take is already in progress");
-        // The emptied queue's room is the next dirty list's (a take lists
-        // about as many keys as the one before); both conversions keep
-        // their buffer and move nothing (the queue is empty).
-        let emptied = Vec::from(std::mem::take(&mut self.pending));
-        self.pending = VecDeque::from(std::mem::replace(&mut self.dirty, emptied));
-        self.dirty_name = None;
-        self.collected_name = None;
-        self.collected.reserve(self.pending.len());
+    /// Takes the entities changed since the last take, as they are now, in
+    /// the order they changed in: O(1) (the list is handed over whole).
+    /// Writes after it change copies of the states the take holds.
+    pub(crate) fn begin_take(&mut self) -> Vec<(EntityKey, Arc<Entity>)> {
         self.epoch += 1;
+        self.listed_name = None;
+        // The next list is about as long as this one.
+        let room = self.listed.len();
+        std::mem::replace(&mut self.listed, Vec::with_capacity(room))
     }
+}
 
-    /// Visits up to `max` of the keys the take in progress has still to
-    /// collect; true once none is left.
-    pub(crate) fn collect(&mut self, max: usize) -> bool {
-        // In the order entities turned dirty in, which the delta keeps; each
-        // group's entities read into the cache first (see `warm`).
-        let mut left = max;
-        while left > 0 && !self.pending.is_empty() {
-            let group = left.min(WARM_GROUP);
-            self.warm(
-                self.pending
-                    .iter()
-                    .take(group)
-                    .map(|k| (&k.collection, &k.key[..])),
-            );
-            self.collect_warmed(group);
-            left -= group;
-        }
-        self.pending.is_empty()
-    }
+#[cfg(test)]
+mod tests {
+    use concord_clock::{HlcTime, WallTime};
+    use concord_crdt::{RegionId, VersionVector};
 
-    /// Visits up to `max` of the keys the take in progress has still to
-    /// collect.
-    fn collect_warmed(&mut self, max: usize) {
-        for _ in 0..max {
-            let Some(key) = self.pending.pop_front() else {
-                break;
-            };
-            let Some(slot) = self
-                .collections
-                .get_mut(&key.collection)
-                .and_then(|m| m.get_mut(&key.key))
-            else {
-                continue; // removed since
-            };
-            // Dirty in this take's epoch: collected at a write already.
-            if slot.dirty && slot.epoch != self.epoch {
-                slot.dirty = false;
-                let entity = Arc::clone(&slot.entity);
-                self.collected.push((key, entity));
-            }
+    use super::*;
+    use crate::{Op, Policy};
+
+    fn set(key: &str, seq: u64, value: &[u8]) -> TaggedWrite {
+        let origin = RegionId::new(1);
+        let wall = WallTime::from_micros(i64::try_from(seq).expect("small seq"));
+        TaggedWrite {
+            id: TaggedWrite::make_id(origin, seq, wall),
+            origin,
+            seq,
+            hlc: HlcTime::from_u64(seq),
+            wall,
+            collection: Collection::new("c").expect("valid name"),
+            key: key.as_bytes().to_vec(),
+            context: VersionVector::new(),
+            epoch: 0,
+            policy: Policy::LwwHlc,
+            dot: None,
+            op: Op::Set(value.to_vec()),
         }
     }
 
-    /// The take in progress, once [`EntityMap::collect`] has visited every
-    /// key.
-    pub(crate) fn finish_take(&mut self) -> Vec<(EntityKey, Arc<Entity>)> {
-        debug_assert!(self.pending.is_empty(), "keys left to collect");
-        std::mem::take(&mut self.collected)
+    fn taken(map: &mut EntityMap) -> Vec<(Vec<u8>, Entity)> {
+        map.begin_take()
+            .into_iter()
+            .map(|(k, e)| (k.key, Entity::clone(&e)))
+            .collect()
+    }
+
+    fn state_of(write: &TaggedWrite) -> Entity {
+        let mut e = Entity::new();
+        e.apply(write).expect("applies");
+        e
+    }
+
+    /// An entity written many times between takes is listed once, with its
+    /// latest state; a take holds the states as they were when taken.
+    #[test]
+    fn a_take_lists_each_changed_entity_once_as_it_is_then() {
+        let mut map = EntityMap::default();
+        map.apply(&set("a", 1, b"1")).expect("applies");
+        map.apply(&set("b", 2, b"2")).expect("applies");
+        map.apply(&set("a", 3, b"3")).expect("applies");
+        let first = map.begin_take();
+        map.apply(&set("a", 4, b"4")).expect("applies");
+        assert_eq!(
+            first
+                .iter()
+                .map(|(k, e)| (k.key.clone(), Entity::clone(e)))
+                .collect::<Vec<_>>(),
+            vec![
+                (b"a".to_vec(), state_of(&set("a", 3, b"3"))),
+                (b"b".to_vec(), state_of(&set("b", 2, b"2"))),
+            ],
+            "in the order they changed in, as of the take"
+        );
+        assert_eq!(
+            taken(&mut map),
+            vec![(b"a".to_vec(), state_of(&set("a", 4, b"4")))]
+        );
+        assert!(taken(&mut map).is_empty(), "nothing changed since");
+    }
+
+    /// A write that fails leaves a listed entity listed, as it was, and
+    /// creates no entity that did not exist.
+    #[test]
+    fn a_failed_write_changes_nothing_listed_or_not() {
+        let mut map = EntityMap::default();
+        map.apply(&set("a", 1, b"1")).expect("applies");
+        // The same origin and seq with another value: a stamp collision.
+        assert!(map.apply(&set("a", 1, b"other")).is_err());
+        let mut bad_new = set("new", 2, b"x");
+        bad_new.policy = Policy::Counter;
+        assert!(map.apply(&bad_new).is_err());
+        let c = Collection::new("c").expect("valid name");
+        assert!(map.get(&c, b"new").is_none(), "not created");
+        assert_eq!(
+            taken(&mut map),
+            vec![(b"a".to_vec(), state_of(&set("a", 1, b"1")))]
+        );
+        // Listed again by its next write after the take, failed or not.
+        assert!(map.apply(&set("a", 1, b"other")).is_err());
+        assert!(taken(&mut map).is_empty(), "a failed write lists nothing");
     }
 }

@@ -500,15 +500,11 @@ impl<S: Storage> Engine<S> {
         }
         // A checkpoint still being written in the background postpones the
         // next one to a later tick, rather than stalling this thread on it.
-        // A checkpoint is begun here and its entities collected a step at a
-        // time (here and by `step_checkpoint`), for the same reason.
-        if self.collecting.is_none()
-            && self.since_checkpoint >= self.config.checkpoint_every
+        if self.since_checkpoint >= self.config.checkpoint_every
             && !self.storage.checkpoint_in_flight()?
         {
             out.extend(self.begin_checkpoint()?.outgoing);
         }
-        self.collect_checkpoint(self.config.checkpoint_step.max(1))?;
         self.trim_logs()?;
         Ok(out)
     }

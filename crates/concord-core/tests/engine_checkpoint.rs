@@ -127,12 +127,11 @@ fn add_to(key: &str, delta: i64) -> ClientWrite {
     }
 }
 
-/// A checkpoint begun by a tick collects its entities a step at a time;
-/// a write in between to an entity it has not collected yet does not
-/// change the state the checkpoint holds (the entity is collected first,
-/// as it was), and the write is in the next checkpoint.
+/// A checkpoint begun by a tick takes its entities at once, as they are
+/// then: writes right after it (to entities it holds, and a new one) do not
+/// change the states it holds, and are in the next checkpoint.
 #[test]
-fn a_checkpoint_collected_in_steps_holds_the_states_as_of_its_start() {
+fn a_checkpoint_holds_the_states_as_of_its_start() {
     let region = RegionId::new(1);
     let (mut engine, held) = holding_engine(region, |c| c.checkpoint_every = 10);
     let keys = 10_000;
@@ -141,26 +140,17 @@ fn a_checkpoint_collected_in_steps_holds_the_states_as_of_its_start() {
     }
     engine.commit().expect("commit");
     engine.tick().expect("tick");
-    assert!(
-        engine.checkpoint_collecting(),
-        "10,000 entities take more than one step"
-    );
-    assert!(held.lock().expect("not poisoned").is_empty());
-    // Keys listed early are collected by now, later ones not yet.
+    {
+        let held = held.lock().expect("not poisoned");
+        assert_eq!(held.len(), 1, "handed to storage by the tick");
+    }
     for key in ["k0", "k5000", "k9999"] {
         engine.write(add_to(key, 100)).expect("write");
     }
     engine.write(add_to("new", 100)).expect("write");
     engine.commit().expect("commit");
-    let mut steps = 0;
-    while engine.checkpoint_collecting() {
-        engine.step_checkpoint().expect("a step");
-        steps += 1;
-    }
-    assert!(steps >= 1);
     {
         let held = held.lock().expect("not poisoned");
-        assert_eq!(held.len(), 1, "handed to storage once collected");
         assert_eq!(held[0].cursors, vec![(region, keys)]);
         assert_eq!(held[0].entities.len(), keys as usize);
         assert!(

@@ -329,14 +329,6 @@ impl Driver {
                 return;
             }
             self.publish_queue_changes();
-            // A checkpoint being collected takes a step between groups of
-            // commands, so none waits behind a whole checkpoint's lookups.
-            if self.engine.checkpoint_collecting()
-                && let Err(e) = self.engine.step_checkpoint()
-            {
-                self.fail(e);
-                return;
-            }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.settings.tick_every;
                 let before = self.engine.cursors();

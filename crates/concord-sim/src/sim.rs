@@ -111,13 +111,6 @@ impl Sim {
             engine_config.max_in_flight = max_in_flight;
             engine_config.max_held_per_origin = max_held;
             engine_config.checkpoint_every = checkpoint_every;
-            // With frequent checkpoints, collect them a few entities per
-            // tick, so that writes land between the steps of a checkpoint
-            // (derived, not drawn: seeds keep their scenarios).
-            if checkpoint_every < 50_000 {
-                engine_config.checkpoint_step =
-                    usize::try_from(checkpoint_every % 7 + 1).unwrap_or(1);
-            }
             let node =
                 SimNode::new(engine_config, skew, START).map_err(engine_error(*region, "open"))?;
             nodes.push(node);
