@@ -92,6 +92,18 @@ impl Model {
     }
 }
 
+/// Stores checkpoint `n`, `d`, applies it to `model` too, and checks that
+/// the store loads what the model holds.
+fn checkpoint_and_check(store: &mut SledStore, model: &mut Model, d: &CheckpointDelta, n: u64) {
+    store.checkpoint(d.clone()).expect("a checkpoint");
+    model.apply(d);
+    assert_eq!(
+        store.load_checkpoint().expect("the checkpoint loads"),
+        model.checkpoint(),
+        "after {n}"
+    );
+}
+
 /// The generations the segment files of the closed store at `path` hold,
 /// and the entries in all of them.
 fn generations_and_entries(path: &std::path::Path) -> (Vec<u64>, u64) {
@@ -119,13 +131,7 @@ fn later_segments_override_earlier_ones_in_order() {
         // The same entity twice in one delta: the later one counts.
         let again = (d.entities[0].0.clone(), states()[n as usize % 3].clone());
         d.entities.push(again);
-        store.checkpoint(d.clone()).expect("a checkpoint");
-        model.apply(&d);
-        assert_eq!(
-            store.load_checkpoint().unwrap(),
-            model.checkpoint(),
-            "after {n}"
-        );
+        checkpoint_and_check(&mut store, &mut model, &d, n);
     }
     // An empty delta writes no segment and keeps everything.
     let quiet = CheckpointDelta {
@@ -172,13 +178,7 @@ fn every_run_of_a_key_keeps_its_last_entry_in_a_large_delta() {
             .map(|(k, _)| k)
             .collect::<std::collections::BTreeSet<_>>()
             .len();
-        store.checkpoint(d.clone()).expect("a checkpoint");
-        model.apply(&d);
-        assert_eq!(
-            store.load_checkpoint().unwrap(),
-            model.checkpoint(),
-            "after {n}"
-        );
+        checkpoint_and_check(&mut store, &mut model, &d, n);
     }
     drop(store);
     let (generations, entries) = generations_and_entries(dir.path());
@@ -194,13 +194,7 @@ fn compaction_keeps_exactly_the_live_state() {
     for n in 1..=14u64 {
         let mut store = SledStore::open(dir.path()).expect("the store opens");
         let d = delta(n, 1500, 3000);
-        store.checkpoint(d.clone()).expect("a checkpoint");
-        model.apply(&d);
-        assert_eq!(
-            store.load_checkpoint().unwrap(),
-            model.checkpoint(),
-            "after {n}"
-        );
+        checkpoint_and_check(&mut store, &mut model, &d, n);
         drop(store);
         let (generations, entries) = generations_and_entries(dir.path());
         if n > 1 && generations.len() == 1 {
