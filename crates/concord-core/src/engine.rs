@@ -926,19 +926,13 @@ impl<S: Storage> Engine<S> {
         })
     }
 
-    /// Writes a checkpoint: commits first, then stores every entity, queue
-    /// item and loser record changed since the last one, with the cursors.
-    pub fn checkpoint(&mut self) -> Result<CommitReport, CoreError> {
-        self.begin_checkpoint()
-    }
-
-    /// Commits, then hands storage a checkpoint of the state as it is now:
-    /// the cursors, the entities, queue items and loser records changed
-    /// since the last one, and the metadata, all taken at once (the
+    /// Writes a checkpoint: commits first, then hands storage the state as
+    /// it is now: the cursors, the entities, queue items and loser records
+    /// changed since the last one, and the metadata, all taken at once (the
     /// entities' states are shared with the engine, copied on write).
-    pub(crate) fn begin_checkpoint(&mut self) -> Result<CommitReport, CoreError> {
+    pub fn checkpoint(&mut self) -> Result<CommitReport, CoreError> {
         let report = self.commit()?;
-        let entities = self.entities.begin_take();
+        let entities = self.entities.take_listed();
         let (queue, queue_removed) = self.queue.take_delta();
         let (losers, losers_purged_through) = self.losers.take_delta();
         let meta = EngineMeta {

@@ -90,7 +90,7 @@ impl Keys {
 #[derive(Debug, Default)]
 struct Slot {
     entity: Arc<Entity>,
-    /// The take it was last listed for (see [`EntityMap::begin_take`]):
+    /// The take it was last listed for (see [`EntityMap::take_listed`]):
     /// the map's current one means it is in the list, at `listed_at`.
     epoch: u64,
     /// Its place in the list, while listed.
@@ -115,7 +115,7 @@ fn apply_to(entity: &mut Arc<Entity>, write: &TaggedWrite) -> Result<Effect, Cor
 ///
 /// The entities changed since the last checkpoint are listed, each once,
 /// with their key and a reference to their current state: taking them for
-/// a checkpoint ([`EntityMap::begin_take`]) is taking the list, in O(1),
+/// a checkpoint ([`EntityMap::take_listed`]) is taking the list, in O(1),
 /// with no lookup. Before, the list held keys only, and a checkpoint looked
 /// each one up again to take its state: a second hash lookup (cache misses,
 /// with a million entities) for every entity written.
@@ -295,7 +295,7 @@ impl EntityMap {
     /// Takes the entities changed since the last take, as they are now, in
     /// the order they changed in: O(1) (the list is handed over whole).
     /// Writes after it change copies of the states the take holds.
-    pub(crate) fn begin_take(&mut self) -> Vec<(EntityKey, Arc<Entity>)> {
+    pub(crate) fn take_listed(&mut self) -> Vec<(EntityKey, Arc<Entity>)> {
         self.epoch += 1;
         self.listed_name = None;
         // The next list is about as long as this one.
@@ -332,7 +332,7 @@ mod tests {
     }
 
     fn taken(map: &mut EntityMap) -> Vec<(Vec<u8>, Entity)> {
-        map.begin_take()
+        map.take_listed()
             .into_iter()
             .map(|(k, e)| (k.key, Entity::clone(&e)))
             .collect()
@@ -352,7 +352,7 @@ mod tests {
         map.apply(&set("a", 1, b"1")).expect("applies");
         map.apply(&set("b", 2, b"2")).expect("applies");
         map.apply(&set("a", 3, b"3")).expect("applies");
-        let first = map.begin_take();
+        let first = map.take_listed();
         map.apply(&set("a", 4, b"4")).expect("applies");
         assert_eq!(
             first

@@ -503,7 +503,7 @@ impl<S: Storage> Engine<S> {
         if self.since_checkpoint >= self.config.checkpoint_every
             && !self.storage.checkpoint_in_flight()?
         {
-            out.extend(self.begin_checkpoint()?.outgoing);
+            out.extend(self.checkpoint()?.outgoing);
         }
         self.trim_logs()?;
         Ok(out)
