@@ -36,7 +36,7 @@ use crdts::CvRDT;
 #[path = "support/lww_registers.rs"]
 mod lww_registers;
 
-use lww_registers::{LwwRegisters, lww_registers};
+use lww_registers::lww_registers;
 
 /// Merges per timed batch.
 const BATCH: usize = 4096;
@@ -79,23 +79,18 @@ fn crdts_batch(earlier: &crdts::LWWReg<u64, u64>, later: &crdts::LWWReg<u64, u64
 }
 
 fn main() {
-    let LwwRegisters {
-        earlier,
-        later,
-        x_earlier,
-        x_later,
-    } = lww_registers();
+    let r = lww_registers();
 
     let mut concord_ns = Vec::with_capacity(ROUNDS);
     let mut crdts_ns = Vec::with_capacity(ROUNDS);
     let mut ratios = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
         let (ours, theirs) = if round % 2 == 0 {
-            let ours = concord_batch(&earlier, &later);
-            (ours, crdts_batch(&x_earlier, &x_later))
+            let ours = concord_batch(&r.earlier, &r.later);
+            (ours, crdts_batch(&r.x_earlier, &r.x_later))
         } else {
-            let theirs = crdts_batch(&x_earlier, &x_later);
-            (concord_batch(&earlier, &later), theirs)
+            let theirs = crdts_batch(&r.x_earlier, &r.x_later);
+            (concord_batch(&r.earlier, &r.later), theirs)
         };
         concord_ns.push(ours);
         crdts_ns.push(theirs);
